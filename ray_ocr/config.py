@@ -1,0 +1,177 @@
+"""The run configuration: one frozen dataclass, validated where it is built."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from ray_ocr.errors import UsageError
+from ray_ocr.pipelines import PipelineRef, resolve_pipeline
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """What --device asked for.
+
+    kind "auto": GPUs when the cluster has any, else CPU. kind "gpu" with
+    gpu_ids None: every GPU Ray sees; with ids: exactly those (embedded Ray only).
+    """
+
+    kind: str = "auto"
+    gpu_ids: tuple[int, ...] | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> "DeviceRequest":
+        if text is None or text.strip() in ("", "auto"):
+            return cls("auto")
+        text = text.strip().lower()
+        if text == "cpu":
+            return cls("cpu")
+        if text == "gpu":
+            return cls("gpu")
+        if text.startswith("gpu:"):
+            raw = [part.strip() for part in text[4:].split(",")]
+            try:
+                ids = tuple(int(part) for part in raw)
+            except ValueError:
+                raise UsageError(f"--device {text!r}: GPU ids must be integers, as in gpu:0,1,2,3") from None
+            if any(i < 0 for i in ids):
+                raise UsageError(f"--device {text!r}: GPU ids must be >= 0")
+            if len(set(ids)) != len(ids):
+                raise UsageError(f"--device {text!r}: a GPU id is repeated")
+            return cls("gpu", ids)
+        raise UsageError(f"--device {text!r}: expected cpu, gpu, or gpu:0,1,...")
+
+    def __str__(self) -> str:
+        if self.gpu_ids is not None:
+            return "gpu:" + ",".join(map(str, self.gpu_ids))
+        return self.kind
+
+
+def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, Any]:
+    """Parse repeated ``key=value`` options; values are YAML scalars (true, 0.5, text)."""
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"{flag} {pair!r}: expected key=value with a Python identifier as key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            reason = str(exc).splitlines()[0]
+            raise UsageError(f"{flag} {pair!r}: value is not a YAML scalar ({reason})") from None
+        if isinstance(value, (dict, list)) and not raw.strip().startswith(("[", "{")):
+            raise UsageError(f"{flag} {pair!r}: value is not a scalar")
+        parsed[key] = value
+    return parsed
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((mapping or {}).items()))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs. Built by the CLI or by ``ray_ocr.run(...)``."""
+
+    pipeline: PipelineRef
+    input_dir: str
+    output_dir: str = "output"
+    input_glob_pattern: str = "*"
+    device: DeviceRequest = field(default_factory=DeviceRequest)
+    instances_per_device: int = 1
+    gpus_per_instance: float | None = None
+    cpus_per_instance: float | None = None
+    batch_size: int = 1
+    address: str | None = None
+    pipeline_params: tuple[tuple[str, Any], ...] = ()
+    predict_params: tuple[tuple[str, Any], ...] = ()
+    pipeline_config: str | None = None
+    overwrite: bool = False
+    max_attempts: int = 3
+    max_image_pixels: int | None = None
+    pdf_password: str | None = None
+    verbose: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        pipeline: str,
+        input_dir: str,
+        output_dir: str = "output",
+        input_glob_pattern: str = "*",
+        device: str | None = None,
+        instances_per_device: int = 1,
+        gpus_per_instance: float | None = None,
+        cpus_per_instance: float | None = None,
+        batch_size: int = 1,
+        address: str | None = None,
+        pipeline_params: Mapping[str, Any] | None = None,
+        predict_params: Mapping[str, Any] | None = None,
+        pipeline_config: str | None = None,
+        overwrite: bool = False,
+        max_attempts: int = 3,
+        max_image_pixels: int | None = None,
+        pdf_password: str | None = None,
+        verbose: bool = False,
+    ) -> "RunConfig":
+        """Validate user input and return a config; raises UsageError with one line."""
+        ref = resolve_pipeline(pipeline)
+        if not os.path.exists(input_dir):
+            raise UsageError(f"--input_dir {input_dir}: no such directory")
+        if not os.path.isdir(input_dir):
+            raise UsageError(f"--input_dir {input_dir}: not a directory")
+        if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+            raise UsageError(f"--output_dir {output_dir}: exists and is not a directory")
+        if batch_size <= 0:
+            raise UsageError(f"--batch_size {batch_size}: must be >= 1")
+        if instances_per_device <= 0:
+            raise UsageError(f"--instances_per_device {instances_per_device}: must be >= 1")
+        if gpus_per_instance is not None and not 0 < gpus_per_instance:
+            raise UsageError(f"--gpus_per_instance {gpus_per_instance}: must be > 0")
+        if cpus_per_instance is not None and not 0 < cpus_per_instance:
+            raise UsageError(f"--cpus_per_instance {cpus_per_instance}: must be > 0")
+        if max_attempts <= 0:
+            raise UsageError(f"--max_attempts {max_attempts}: must be >= 1")
+        if max_image_pixels is not None and max_image_pixels <= 0:
+            raise UsageError(f"--max_image_pixels {max_image_pixels}: must be >= 1")
+        if not input_glob_pattern or os.path.isabs(input_glob_pattern):
+            raise UsageError(f"--input_glob_pattern {input_glob_pattern!r}: must be a relative pattern")
+        if pipeline_config is not None and not os.path.isfile(pipeline_config):
+            raise UsageError(f"--pipeline_config {pipeline_config}: no such file")
+        dev = DeviceRequest.parse(device)
+        if dev.kind == "cpu" and gpus_per_instance is not None:
+            raise UsageError("--gpus_per_instance needs a GPU --device")
+        return cls(
+            pipeline=ref,
+            input_dir=os.path.abspath(input_dir),
+            output_dir=os.path.abspath(output_dir),
+            input_glob_pattern=input_glob_pattern,
+            device=dev,
+            instances_per_device=instances_per_device,
+            gpus_per_instance=gpus_per_instance,
+            cpus_per_instance=cpus_per_instance,
+            batch_size=batch_size,
+            address=address,
+            pipeline_params=_frozen(pipeline_params),
+            predict_params=_frozen(predict_params),
+            pipeline_config=os.path.abspath(pipeline_config) if pipeline_config else None,
+            overwrite=overwrite,
+            max_attempts=max_attempts,
+            max_image_pixels=max_image_pixels,
+            pdf_password=pdf_password,
+            verbose=verbose,
+        )
+
+    @property
+    def pipeline_kwargs(self) -> dict[str, Any]:
+        return dict(self.pipeline_params)
+
+    @property
+    def predict_kwargs(self) -> dict[str, Any]:
+        return dict(self.predict_params)

@@ -1,0 +1,1 @@
+"""The Ray side: starting or joining a cluster, placing actors, dispatching batches."""

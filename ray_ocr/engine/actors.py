@@ -1,0 +1,78 @@
+"""The one place where the pipeline runner becomes a Ray actor with its resources."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from ray_ocr.engine.placement import ActorSlot
+from ray_ocr.models.runner import RunnerSpec
+from ray_ocr.records import BatchResult, InputItem, WorkerInfo
+
+logger = logging.getLogger(__name__)
+
+
+class PipelineActor:
+    """Holds one PipelineRunner for the life of its process.
+
+    A failed build is kept as a message (returned by ``ready``) instead of raised, so
+    the driver can print one line instead of Ray's remote traceback.
+    """
+
+    def __init__(self, spec: RunnerSpec, name: str):
+        import ray
+
+        from ray_ocr.models.runner import PipelineRunner
+
+        self._name = name
+        ctx = ray.get_runtime_context()
+        self._worker = WorkerInfo(
+            actor_name=name,
+            node_id=ctx.get_node_id(),
+            pid=os.getpid(),
+            gpu_ids=tuple(str(g) for g in ray.get_gpu_ids()),
+            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )
+        self._build_error: str | None = None
+        self._runner = None
+        try:
+            self._runner = PipelineRunner(spec)
+        except Exception as exc:
+            text = str(exc).strip() or repr(exc)
+            self._build_error = f"{type(exc).__name__}: {text.splitlines()[0]}"
+
+    def ready(self) -> tuple[WorkerInfo, str | None]:
+        return self._worker, self._build_error
+
+    def process(self, batch_id: int, items: list[InputItem]) -> BatchResult:
+        started = time.perf_counter()
+        if self._runner is None:
+            raise RuntimeError(self._build_error)
+        files = self._runner.process_batch(items)
+        return BatchResult(batch_id, tuple(files), self._worker, time.perf_counter() - started)
+
+
+def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -1) -> list:
+    """Start one actor per slot. Ray restarts a dead actor (``max_restarts``); the
+    driver, not Ray, retries its batch, so it can count attempts per file."""
+    import dataclasses
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    remote_cls = ray.remote(PipelineActor)
+    actors = []
+    for slot in slots:
+        options = dict(
+            name=slot.name,
+            num_cpus=slot.num_cpus,
+            num_gpus=slot.num_gpus,
+            max_restarts=max_restarts,
+            max_task_retries=0,
+        )
+        if slot.node_id is not None:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(slot.node_id, soft=True)
+        slot_spec = dataclasses.replace(spec, device=slot.device, cpu_threads=slot.cpu_threads)
+        actors.append(remote_cls.options(**options).remote(slot_spec, slot.name))
+    return actors

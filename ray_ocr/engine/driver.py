@@ -1,0 +1,349 @@
+"""The driver: lists inputs, starts actors, hands batches out through an ActorPool,
+and writes every result as it arrives.
+
+Reliability rules kept here:
+- an input's bytes are read on the driver and shipped to an actor (no shared disk);
+- a batch whose actor died is retried file by file; a file that kills its actor
+  ``max_attempts`` times becomes a failure record (quarantined), the run goes on;
+- every output is written atomically, and recorded in the manifest, so a rerun
+  skips what is finished.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ray_ocr.config import RunConfig
+from ray_ocr.engine.manifest import RunManifest, failure_for
+from ray_ocr.errors import UsageError
+from ray_ocr.io.discovery import list_inputs
+from ray_ocr.io.outputs import assign_output_bases, atomic_write_text, output_relpath, safe_join
+from ray_ocr.io.documents import DEFAULT_MAX_IMAGE_PIXELS
+from ray_ocr.models.runner import RunnerSpec
+from ray_ocr.records import Failure, FileResult, InputItem, WorkerInfo
+
+logger = logging.getLogger(__name__)
+
+
+class SetupError(RuntimeError):
+    """The pipeline could not be built on the actors (model missing, bad parameter)."""
+
+
+@dataclass
+class RunSummary:
+    files: int = 0
+    skipped: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    pages: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    failures: list[Failure] = field(default_factory=list)
+    actors: dict[str, dict] = field(default_factory=dict)
+    dashboard_url: str | None = None
+
+    @property
+    def processed(self) -> int:
+        return self.succeeded + self.failed
+
+    @property
+    def files_per_second(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.failed else 0
+
+    def one_line(self) -> str:
+        return (
+            f"ray_ocr: {self.files} files, {self.pages} pages, {self.failed} failures, "
+            f"{self.skipped} skipped, {self.seconds:.1f} s, {self.files_per_second:.2f} files/s"
+        )
+
+
+@dataclass
+class _Batch:
+    batch_id: int
+    keys: list[str]
+
+
+def _load_pipeline_config(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        loaded = yaml.safe_load(handle)
+    if not isinstance(loaded, dict):
+        raise UsageError(f"--pipeline_config {path}: not a PaddleX pipeline YAML mapping")
+    return loaded
+
+
+def runner_spec(config: RunConfig) -> RunnerSpec:
+    return RunnerSpec(
+        pipeline=config.pipeline,
+        init_params=config.pipeline_params,
+        predict_params=config.predict_params,
+        paddlex_config=_load_pipeline_config(config.pipeline_config),
+        max_image_pixels=config.max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS,
+        pdf_password=config.pdf_password,
+    )
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM stop dispatching; what is in flight is still written."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame):
+        if self.event.is_set():
+            raise KeyboardInterrupt  # second signal: stop now
+        logger.warning("signal %s: finishing the batches in flight, then stopping", signum)
+        self.event.set()
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Driver:
+    def __init__(self, config: RunConfig):
+        self.config = config
+        self.manifest = RunManifest(config.output_dir)
+        self.summary = RunSummary()
+        self.attempts: dict[str, int] = collections.Counter()
+        self.bases: dict[str, str] = {}
+
+    # -- inputs ---------------------------------------------------------------
+    def plan_inputs(self) -> list[str]:
+        cfg = self.config
+        keys = list_inputs(cfg.input_dir, cfg.input_glob_pattern, exclude_dir=cfg.output_dir)
+        if not keys:
+            raise UsageError(
+                f"--input_dir {cfg.input_dir}: no file matches --input_glob_pattern {cfg.input_glob_pattern!r}"
+            )
+        self.bases = assign_output_bases(keys)
+        self.summary.files = len(keys)
+        if cfg.overwrite:
+            return keys
+        done = self.manifest.completed(keys)
+        self.summary.skipped = len(done)
+        if done:
+            logger.info("skipping %d inputs finished by an earlier run", len(done))
+        return [k for k in keys if k not in done]
+
+    def _read(self, key: str) -> InputItem | FileResult:
+        path = os.path.join(self.config.input_dir, key)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            failure = failure_for(key, "read", exc)
+            return FileResult(key=key, failure=failure)
+        return InputItem(key=key, source_path=path, data=data)
+
+    # -- results --------------------------------------------------------------
+    def _write(self, results: list[FileResult], worker: WorkerInfo | None) -> None:
+        entries = []
+        for result in results:
+            attempts = max(1, self.attempts.get(result.key, 1))
+            outputs: list[str] = []
+            if result.ok:
+                try:
+                    for page in result.pages:
+                        rel = output_relpath(self.bases[result.key], page.page_index)
+                        atomic_write_text(safe_join(self.config.output_dir, rel), page.json_text)
+                        outputs.append(rel)
+                except (OSError, ValueError) as exc:
+                    result = FileResult(key=result.key, failure=failure_for(result.key, "write", exc))
+                    outputs = []
+            if result.ok:
+                self.summary.succeeded += 1
+                self.summary.pages += len(result.pages)
+                for warning in result.warnings:
+                    logger.warning("%s: %s", result.key, warning)
+            else:
+                self.summary.failed += 1
+                self.summary.failures.append(result.failure)
+                logger.error("FAILED %s", result.failure.one_line())
+            entries.append((result, outputs, attempts, worker))
+        self.manifest.record_batch(entries)
+
+    def _note_actor(self, worker: WorkerInfo, seconds: float) -> None:
+        stats = self.summary.actors.setdefault(
+            worker.actor_name,
+            {"node": worker.node_id, "gpu_ids": list(worker.gpu_ids), "batches": 0,
+             "busy_seconds": 0.0, "pids": []},
+        )
+        stats["batches"] += 1
+        stats["busy_seconds"] += seconds
+        if worker.pid not in stats["pids"]:
+            stats["pids"].append(worker.pid)
+
+    # -- the run --------------------------------------------------------------
+    def run(self) -> RunSummary:
+        from ray_ocr.engine.cluster import ray_session, select_embedded_gpus
+
+        import ray
+
+        cfg = self.config
+        started = time.perf_counter()
+        todo = self.plan_inputs()
+        spec = runner_spec(cfg)
+        embedded = cfg.address is None and not ray.is_initialized()
+        gpu_ids = select_embedded_gpus(cfg.device) if embedded else None
+        if not todo:
+            self.summary.seconds = time.perf_counter() - started
+            return self.summary
+        os.makedirs(cfg.output_dir, exist_ok=True)
+        with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
+            self.summary.dashboard_url = cluster.dashboard_url
+            if cluster.dashboard_url:
+                logger.info("Ray dashboard: %s", cluster.dashboard_url)
+            self._dispatch(cluster, spec, todo)
+        self.manifest.write_failures()
+        self.summary.seconds = time.perf_counter() - started
+        return self.summary
+
+    def _dispatch(self, cluster, spec: RunnerSpec, todo: list[str]) -> None:
+        import ray
+        from ray.util import ActorPool
+
+        from ray_ocr.engine.actors import start_actors
+        from ray_ocr.engine.placement import plan_actors
+
+        cfg = self.config
+        slots = plan_actors(
+            cfg.pipeline.display_name, cfg.device, cluster,
+            cfg.instances_per_device, cfg.gpus_per_instance, cfg.cpus_per_instance,
+        )
+        actors = start_actors(slots, spec)
+        logger.info("started %d %s actors on %d node(s)", len(actors), cfg.pipeline.display_name,
+                    len(cluster.nodes))
+        pending: collections.deque[_Batch] = collections.deque()
+        for i in range(0, len(todo), cfg.batch_size):
+            pending.append(_Batch(len(pending), todo[i : i + cfg.batch_size]))
+        next_batch_id = len(pending)
+
+        pool = ActorPool([])
+        waiting_ready = {a.ready.remote(): a for a in actors}
+        in_flight: dict = {}  # ObjectRef -> (_Batch, actor)
+        by_batch: dict[int, object] = {}  # batch_id -> ObjectRef
+
+        def submit(actor, batch_and_items):
+            batch, items = batch_and_items
+            ref = actor.process.remote(batch.batch_id, items)
+            in_flight[ref] = (batch, actor)
+            by_batch[batch.batch_id] = ref
+            return ref
+
+        def admit_ready(timeout: float | None) -> None:
+            if not waiting_ready:
+                return
+            num = 1 if timeout is None else len(waiting_ready)
+            ready, _ = ray.wait(list(waiting_ready), num_returns=num, timeout=timeout)
+            for ref in ready:
+                actor = waiting_ready.pop(ref)
+                try:
+                    _worker, build_error = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    logger.warning("an actor is gone before it started: %s", str(exc).splitlines()[0])
+                    continue
+                if build_error:
+                    raise SetupError(f"cannot build the {cfg.pipeline.display_name} pipeline: {build_error}")
+                try:
+                    pool.push(actor)
+                except ValueError:
+                    pass  # still in the pool: Ray restarted it behind the same handle
+
+        def requeue_crashed(batch: _Batch, exc: BaseException) -> None:
+            nonlocal next_batch_id
+            text = str(exc).strip()
+            reason = text.splitlines()[0] if text else type(exc).__name__
+            quarantined = []
+            for key in batch.keys:
+                if self.attempts.get(key, 1) >= cfg.max_attempts:
+                    quarantined.append(FileResult(key=key, failure=Failure(
+                        key=key, stage="crash", error_type=type(exc).__name__,
+                        message=f"the pipeline process died on each of {cfg.max_attempts} tries ({reason})",
+                        attempts=cfg.max_attempts)))
+                else:
+                    self.attempts[key] = self.attempts.get(key, 1) + 1
+                    # Alone in its batch next time, so a poison file cannot take others down.
+                    pending.appendleft(_Batch(next_batch_id, [key]))
+                    next_batch_id += 1
+            if quarantined:
+                self._write(quarantined, None)
+
+        def handle_crash() -> None:
+            # ActorPool does not say which task failed: find the failed refs ourselves.
+            if not in_flight:
+                return
+            ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+            for ref in ready:
+                try:
+                    ray.get(ref, timeout=0)
+                    continue  # finished fine; the pool returns it later
+                except Exception as task_exc:  # noqa: BLE001 - any failure of the task
+                    batch, actor = in_flight.pop(ref)
+                    by_batch.pop(batch.batch_id, None)
+                logger.warning("actor died with batch %d (%d files); retrying them", batch.batch_id,
+                               len(batch.keys))
+                requeue_crashed(batch, task_exc)
+                # The pool drops a dead actor; take it back once Ray has restarted it.
+                if actor not in waiting_ready.values():
+                    waiting_ready[actor.ready.remote()] = actor
+
+        with _StopFlag() as stop:
+            admit_ready(timeout=None)  # the first actor up tells us if the pipeline builds
+            admit_ready(timeout=0)
+            while pending or pool.has_next():
+                if stop.event.is_set() and pending:
+                    self.summary.interrupted = True
+                    pending.clear()
+                if not pool.has_next() and not pool.has_free():
+                    if not waiting_ready:
+                        raise SetupError("no pipeline actor is left to run the remaining inputs")
+                    admit_ready(timeout=None)  # nothing to collect: wait for an actor
+                admit_ready(timeout=0)
+                while pending and pool.has_free():
+                    batch = pending.popleft()
+                    items, unread = [], []
+                    for key in batch.keys:
+                        got = self._read(key)
+                        (items if isinstance(got, InputItem) else unread).append(got)
+                    if unread:
+                        self._write(unread, None)
+                    if items:
+                        batch.keys = [i.key for i in items]
+                        pool.submit(submit, (batch, items))
+                if not pool.has_next():
+                    continue
+                try:
+                    result = pool.get_next_unordered(timeout=1.0)
+                except TimeoutError:
+                    continue
+                except ray.exceptions.RayError:
+                    handle_crash()
+                    continue
+                ref = by_batch.pop(result.batch_id, None)
+                if ref is None or in_flight.pop(ref, None) is None:
+                    continue  # already handled as a crash (a duplicate arrival)
+                self._note_actor(result.worker, result.seconds)
+                self._write(list(result.files), result.worker)

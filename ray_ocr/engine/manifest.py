@@ -1,0 +1,110 @@
+"""The run manifest: what each input became, kept in the output folder for reruns.
+
+An append-only JSON-lines file (``<output_dir>/ray_ocr_manifest.jsonl``), one record
+per finished input. The last record of a key wins. A rerun skips an input whose last
+record is "done" and whose every listed output file still exists. A driver killed
+mid-append leaves at most one torn last line, which is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from typing import Iterable
+
+from ray_ocr.records import Failure, FileResult, WorkerInfo
+
+MANIFEST_NAME = "ray_ocr_manifest.jsonl"
+FAILURES_NAME = "failures.jsonl"
+
+
+def read_jsonl(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a torn last line from a killed driver
+    return records
+
+
+class RunManifest:
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+        self.path = os.path.join(output_dir, MANIFEST_NAME)
+        self.failures_path = os.path.join(output_dir, FAILURES_NAME)
+
+    def last_records(self) -> dict[str, dict]:
+        latest: dict[str, dict] = {}
+        for record in read_jsonl(self.path):
+            if "key" in record:
+                latest[record["key"]] = record
+        return latest
+
+    def completed(self, keys: Iterable[str]) -> set[str]:
+        """Keys whose outputs are all present from an earlier run."""
+        latest = self.last_records()
+        done = set()
+        for key in keys:
+            record = latest.get(key)
+            if not record or record.get("status") != "done" or not record.get("outputs"):
+                continue
+            if all(os.path.isfile(os.path.join(self.output_dir, rel)) for rel in record["outputs"]):
+                done.add(key)
+        return done
+
+    def _append(self, path: str, records: list[dict]) -> None:
+        if not records:
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def record_batch(self, entries: list[tuple[FileResult, list[str], int, WorkerInfo | None]]) -> None:
+        """Append one record per file: (result, output relpaths, attempts, worker)."""
+        lines = []
+        for result, outputs, attempts, worker in entries:
+            record = {
+                "key": result.key,
+                "status": "done" if result.ok else "failed",
+                "outputs": outputs,
+                "pages": result.page_count if result.page_count is not None else len(result.pages),
+                "attempts": attempts,
+                "seconds": round(result.seconds, 4),
+                "actor": worker.actor_name if worker else None,
+                "node": worker.node_id if worker else None,
+            }
+            if result.warnings:
+                record["warnings"] = list(result.warnings)
+            if result.failure is not None:
+                failure = asdict(result.failure)
+                failure["attempts"] = attempts
+                record["failure"] = failure
+            lines.append(record)
+        self._append(self.path, lines)
+
+    def write_failures(self) -> list[dict]:
+        """Rewrite failures.jsonl from the manifest: the inputs whose latest record failed."""
+        from ray_ocr.io.outputs import atomic_write_text
+
+        failed = [r["failure"] for r in self.last_records().values() if r.get("status") == "failed"]
+        text = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failed)
+        if failed or os.path.exists(self.failures_path):
+            atomic_write_text(self.failures_path, text)
+        return failed
+
+
+def failure_for(key: str, stage: str, exc: BaseException, attempts: int = 1) -> Failure:
+    text = str(exc).strip()
+    message = text.splitlines()[0] if text else repr(exc)
+    return Failure(key=key, stage=stage, error_type=type(exc).__name__, message=message, attempts=attempts)

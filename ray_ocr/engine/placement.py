@@ -1,0 +1,116 @@
+"""How many pipeline actors to start, and what each asks Ray for. Pure: no Ray calls.
+
+GPU: K = --instances_per_device actors per GPU, each asking ``num_gpus=1/K`` (or
+--gpus_per_instance); Ray packs fractional requests onto one GPU and sets
+``CUDA_VISIBLE_DEVICES`` for each actor, whose pipeline then uses ``gpu:0``.
+CPU: K actors per node, sharing the node's CPUs; each pipeline's ``cpu_threads`` is its
+whole-CPU share, so instances never oversubscribe cores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ray_ocr.config import DeviceRequest
+from ray_ocr.engine.cluster import ClusterInfo
+from ray_ocr.errors import UsageError
+
+# Ray tracks resources to 1e-4; round shares down so K shares always fit in one unit.
+_RESOURCE_STEP = 10_000
+
+
+def _share(total: float, parts: int) -> float:
+    return math.floor(total / parts * _RESOURCE_STEP) / _RESOURCE_STEP
+
+
+@dataclass(frozen=True)
+class ActorSlot:
+    """One actor to start: its name on the dashboard and its resource request."""
+
+    name: str
+    device: str  # what the pipeline is told: "cpu" or "gpu:0"
+    num_cpus: float
+    num_gpus: float
+    cpu_threads: int | None
+    node_id: str | None = None  # soft affinity: CPU actors spread over nodes
+
+
+def resolve_device_kind(device: DeviceRequest, cluster: ClusterInfo) -> str:
+    if device.kind != "auto":
+        return device.kind
+    return "gpu" if cluster.total_gpus > 0 else "cpu"
+
+
+def plan_actors(
+    pipeline_name: str,
+    device: DeviceRequest,
+    cluster: ClusterInfo,
+    instances_per_device: int = 1,
+    gpus_per_instance: float | None = None,
+    cpus_per_instance: float | None = None,
+) -> list[ActorSlot]:
+    kind = resolve_device_kind(device, cluster)
+    k = instances_per_device
+    if kind == "gpu":
+        return _plan_gpu(pipeline_name, device, cluster, k, gpus_per_instance, cpus_per_instance)
+    return _plan_cpu(pipeline_name, cluster, k, cpus_per_instance)
+
+
+def _plan_gpu(name, device, cluster, k, gpus_per_instance, cpus_per_instance) -> list[ActorSlot]:
+    gpu_nodes = [n for n in cluster.nodes if n.gpus > 0]
+    if not gpu_nodes:
+        raise UsageError(f"--device {device}: the Ray cluster has no GPU")
+    if device.gpu_ids is not None and not cluster.embedded:
+        whole = all(int(n.gpus) == len(device.gpu_ids) for n in gpu_nodes)
+        if not (whole and sorted(device.gpu_ids) == list(range(len(device.gpu_ids)))):
+            raise UsageError(
+                f"--device {device}: picking GPU ids needs the embedded Ray; on a running "
+                "cluster use --device gpu, and limit a node's GPUs with CUDA_VISIBLE_DEVICES "
+                "when you `ray start` it"
+            )
+    per_actor = gpus_per_instance if gpus_per_instance is not None else _share(1.0, k)
+    if per_actor > 1.0:
+        raise UsageError(f"--gpus_per_instance {per_actor}: a pipeline uses one GPU at most")
+    if per_actor * k > 1.0 + 1e-9:
+        raise UsageError(
+            f"--gpus_per_instance {per_actor} x --instances_per_device {k} is more than one GPU"
+        )
+    threads = max(1, int(cpus_per_instance)) if cpus_per_instance else None
+    slots = []
+    gpu_index = 0
+    for node in gpu_nodes:
+        for _ in range(int(node.gpus)):
+            for i in range(k):
+                slots.append(
+                    ActorSlot(
+                        name=f"ray_ocr:{name}:gpu{gpu_index}:{i}",
+                        device="gpu:0",
+                        num_cpus=cpus_per_instance or 0,
+                        num_gpus=per_actor,
+                        cpu_threads=threads,
+                    )
+                )
+            gpu_index += 1
+    return slots
+
+
+def _plan_cpu(name, cluster, k, cpus_per_instance) -> list[ActorSlot]:
+    cpu_nodes = [n for n in cluster.nodes if n.cpus >= 1]
+    if not cpu_nodes:
+        raise UsageError("--device cpu: the Ray cluster has no CPU to run on")
+    slots = []
+    for node in cpu_nodes:
+        share = cpus_per_instance if cpus_per_instance else _share(node.cpus, k)
+        for _ in range(k):
+            slots.append(
+                ActorSlot(
+                    name=f"ray_ocr:{name}:cpu:{len(slots)}",
+                    device="cpu",
+                    num_cpus=share,
+                    num_gpus=0,
+                    cpu_threads=max(1, int(share)),
+                    node_id=node.node_id if len(cpu_nodes) > 1 else None,
+                )
+            )
+    return slots

@@ -1,0 +1,1 @@
+"""Reading inputs and writing outputs: listing files, decoding documents, naming JSONs."""

@@ -1,0 +1,83 @@
+"""Plain data passed between the driver and the pipeline actors.
+
+Everything here pickles cheaply and imports nothing heavy: these objects cross the
+object store in both directions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One input file, as shipped to an actor: its bytes, never a path to read.
+
+    `key` is the path relative to the input root (POSIX separators), `source_path`
+    is what the output JSON names as ``input_path``. `pages` restricts a PDF to some
+    page indexes (None: all pages).
+    """
+
+    key: str
+    source_path: str
+    data: bytes
+    pages: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class PageOutput:
+    """One result of a pipeline: the JSON text that ``save_to_json`` writes."""
+
+    page_index: int | None
+    json_text: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one input produced no output. `stage` is where it failed:
+    list, read, decode, render, predict, crash (the actor died), or write."""
+
+    key: str
+    stage: str
+    error_type: str
+    message: str
+    attempts: int = 1
+
+    def one_line(self) -> str:
+        return f"{self.key}: {self.stage} failed: {self.error_type}: {self.message}"
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome of one input file: its pages, or a failure, never both."""
+
+    key: str
+    pages: tuple[PageOutput, ...] = ()
+    failure: Failure | None = None
+    warnings: tuple[str, ...] = ()
+    page_count: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """Where a batch ran: the actor's name, node, and the GPUs Ray gave it."""
+
+    actor_name: str
+    node_id: str
+    pid: int
+    gpu_ids: tuple[str, ...] = ()
+    cuda_visible_devices: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: int
+    files: tuple[FileResult, ...]
+    worker: WorkerInfo
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)

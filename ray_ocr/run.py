@@ -1,0 +1,135 @@
+"""Command line: ``python -m ray_ocr.run --pipeline OCR --input_dir in/ --output_dir out/``.
+
+A thin layer: parse flags, build a RunConfig, call the library, map outcomes to exit
+codes (0 all inputs done, 1 some inputs failed, 2 usage or setup error, 130 stopped
+by a signal). The argparse Namespace never leaves this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import types
+
+from ray_ocr.errors import UsageError
+
+logger = logging.getLogger("ray_ocr")
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage + message; users get one line
+        print(f"ray_ocr: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(
+        prog="python -m ray_ocr.run",
+        description="Run a PaddleOCR 3.x pipeline over images and PDFs with Ray actors.",
+    )
+    p.add_argument("--pipeline", required=True,
+                   help="PaddleOCR pipeline: class (OCR, SealRecognition, PPStructureV3, ...), "
+                        "CLI name (ocr, seal_recognition, ...), or package.module:Class")
+    p.add_argument("--input_dir", required=True, help="folder of images and PDFs")
+    p.add_argument("--input_glob_pattern", default="*",
+                   help="which files under --input_dir (default '*'; '**/*' recurses)")
+    p.add_argument("--output_dir", default="output", help="where the JSON files go (default: output)")
+    p.add_argument("--device", default=None,
+                   help="cpu, gpu (every GPU Ray sees) or gpu:0,1,... (default: gpu if Ray sees one, else cpu)")
+    p.add_argument("--instances_per_device", type=int, default=1,
+                   help="pipeline actors per GPU (each asks 1/K GPU) or per node on cpu (default 1)")
+    p.add_argument("--gpus_per_instance", type=float, default=None,
+                   help="GPU fraction each actor asks for (default 1/instances_per_device)")
+    p.add_argument("--cpus_per_instance", type=float, default=None,
+                   help="CPUs each actor asks for; also its Paddle cpu_threads "
+                        "(default on cpu: the node's CPUs / instances_per_device)")
+    p.add_argument("--batch_size", type=int, default=1, help="files per actor task (default 1)")
+    p.add_argument("--address", default=None,
+                   help="join a running Ray cluster (auto, host:port, ray://...); default: embedded Ray")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="pipeline constructor argument (repeatable; YAML scalar value)")
+    p.add_argument("--predict_param", action="append", default=[], metavar="KEY=VALUE",
+                   help="argument to predict() (repeatable; YAML scalar value)")
+    p.add_argument("--pipeline_config", default=None,
+                   help="PaddleX pipeline YAML, passed as paddlex_config")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo inputs that an earlier run finished (default: skip them)")
+    p.add_argument("--max_attempts", type=int, default=3,
+                   help="tries per file when its actor process dies (default 3), then it is quarantined")
+    p.add_argument("--max_image_pixels", type=int, default=None,
+                   help="larger images and rendered PDF pages fail instead of exhausting memory "
+                        "(default 178956970, PaddleX's limit)")
+    p.add_argument("--pdf_password", default=None, help="password for encrypted PDFs")
+    p.add_argument("--verbose", action="store_true", help="show Ray and PaddleX logs")
+    return p
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ray_ocr: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("ray_ocr").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ray_ocr.config import RunConfig, parse_key_values
+
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        config = RunConfig.build(
+            pipeline=args.pipeline,
+            input_dir=args.input_dir,
+            output_dir=args.output_dir,
+            input_glob_pattern=args.input_glob_pattern,
+            device=args.device,
+            instances_per_device=args.instances_per_device,
+            gpus_per_instance=args.gpus_per_instance,
+            cpus_per_instance=args.cpus_per_instance,
+            batch_size=args.batch_size,
+            address=args.address,
+            pipeline_params=parse_key_values(args.param, "--param"),
+            predict_params=parse_key_values(args.predict_param, "--predict_param"),
+            pipeline_config=args.pipeline_config,
+            overwrite=args.overwrite,
+            max_attempts=args.max_attempts,
+            max_image_pixels=args.max_image_pixels,
+            pdf_password=args.pdf_password,
+            verbose=args.verbose,
+        )
+        from ray_ocr.engine.driver import Driver, SetupError
+
+        try:
+            summary = Driver(config).run()
+        except SetupError as exc:
+            print(f"ray_ocr: error: {exc}", file=sys.stderr)
+            return 2
+    except UsageError as exc:
+        print(f"ray_ocr: error: {exc}", file=sys.stderr)
+        return 2
+    print(summary.one_line())
+    for failure in summary.failures:
+        print(f"  failed: {failure.one_line()}")
+    if summary.interrupted:
+        print("ray_ocr: stopped early; run the same command again to finish the rest "
+              "(finished inputs are skipped)", file=sys.stderr)
+    return summary.exit_code
+
+
+class _CallableModule(types.ModuleType):
+    """``import ray_ocr.run`` replaces the package attribute ``ray_ocr.run`` (the
+    library function) with this module; calling the module keeps it working."""
+
+    def __call__(self, *args, **kwargs):
+        from ray_ocr.api import run
+
+        return run(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+if __name__ == "__main__":
+    raise SystemExit(main())

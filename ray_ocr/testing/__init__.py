@@ -1,0 +1,1 @@
+"""Lightweight stand-ins for scheduling and scale tests (no Paddle, no models)."""
