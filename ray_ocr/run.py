@@ -72,6 +72,9 @@ def _configure_logging(verbose: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("ray_ocr").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        # Ray's notice that the embedded cluster uses token auth (it stays on).
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from ray_ocr.config import RunConfig
+from ray_ocr.engine.dispatch import SetupError  # noqa: F401 - re-exported for the CLI
 from ray_ocr.engine.manifest import RunManifest, failure_for
 from ray_ocr.errors import UsageError
 from ray_ocr.io.discovery import list_inputs
@@ -29,10 +30,6 @@ from ray_ocr.models.runner import RunnerSpec
 from ray_ocr.records import Failure, FileResult, InputItem, WorkerInfo
 
 logger = logging.getLogger(__name__)
-
-
-class SetupError(RuntimeError):
-    """The pipeline could not be built on the actors (model missing, bad parameter)."""
 
 
 @dataclass
@@ -67,12 +64,6 @@ class RunSummary:
             f"ray_ocr: {self.files} files, {self.pages} pages, {self.failed} failures, "
             f"{self.skipped} skipped, {self.seconds:.1f} s, {self.files_per_second:.2f} files/s"
         )
-
-
-@dataclass
-class _Batch:
-    batch_id: int
-    keys: list[str]
 
 
 def _load_pipeline_config(path: str | None) -> dict | None:
@@ -185,22 +176,27 @@ class Driver:
             entries.append((result, outputs, attempts, worker))
         self.manifest.record_batch(entries)
 
-    def _note_actor(self, worker: WorkerInfo, seconds: float) -> None:
+    def _note_actor(self, worker: WorkerInfo, batch_seconds: float | None) -> None:
+        """Per-actor statistics; a new pid under the same name is a restart."""
         stats = self.summary.actors.setdefault(
             worker.actor_name,
-            {"node": worker.node_id, "gpu_ids": list(worker.gpu_ids), "batches": 0,
-             "busy_seconds": 0.0, "pids": []},
+            {"node": worker.node_id, "gpu_ids": list(worker.gpu_ids),
+             "cuda_visible_devices": worker.cuda_visible_devices, "batches": 0,
+             "busy_seconds": 0.0, "pids": [], "restarts": 0},
         )
-        stats["batches"] += 1
-        stats["busy_seconds"] += seconds
         if worker.pid not in stats["pids"]:
             stats["pids"].append(worker.pid)
+            stats["restarts"] = len(stats["pids"]) - 1
+            stats["node"] = worker.node_id
+        if batch_seconds is not None:
+            stats["batches"] += 1
+            stats["busy_seconds"] += batch_seconds
 
     # -- the run --------------------------------------------------------------
     def run(self) -> RunSummary:
-        from ray_ocr.engine.cluster import ray_session, select_embedded_gpus
-
         import ray
+
+        from ray_ocr.engine.cluster import ray_session, select_embedded_gpus
 
         cfg = self.config
         started = time.perf_counter()
@@ -208,24 +204,21 @@ class Driver:
         spec = runner_spec(cfg)
         embedded = cfg.address is None and not ray.is_initialized()
         gpu_ids = select_embedded_gpus(cfg.device) if embedded else None
-        if not todo:
-            self.summary.seconds = time.perf_counter() - started
-            return self.summary
-        os.makedirs(cfg.output_dir, exist_ok=True)
-        with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
-            self.summary.dashboard_url = cluster.dashboard_url
-            if cluster.dashboard_url:
-                logger.info("Ray dashboard: %s", cluster.dashboard_url)
-            self._dispatch(cluster, spec, todo)
-        self.manifest.write_failures()
+        if todo:
+            os.makedirs(cfg.output_dir, exist_ok=True)
+            with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
+                self.summary.dashboard_url = cluster.dashboard_url
+                if cluster.dashboard_url:
+                    logger.info("Ray dashboard: %s", cluster.dashboard_url)
+                self._dispatch(cluster, spec, todo)
+            self.manifest.write_failures()
         self.summary.seconds = time.perf_counter() - started
+        write_summary(cfg, self.summary)
         return self.summary
 
     def _dispatch(self, cluster, spec: RunnerSpec, todo: list[str]) -> None:
-        import ray
-        from ray.util import ActorPool
-
         from ray_ocr.engine.actors import start_actors
+        from ray_ocr.engine.dispatch import BatchDispatcher
         from ray_ocr.engine.placement import plan_actors
 
         cfg = self.config
@@ -234,116 +227,43 @@ class Driver:
             cfg.instances_per_device, cfg.gpus_per_instance, cfg.cpus_per_instance,
         )
         actors = start_actors(slots, spec)
-        logger.info("started %d %s actors on %d node(s)", len(actors), cfg.pipeline.display_name,
+        logger.info("started %d %s actor(s) on %d node(s)", len(actors), cfg.pipeline.display_name,
                     len(cluster.nodes))
-        pending: collections.deque[_Batch] = collections.deque()
-        for i in range(0, len(todo), cfg.batch_size):
-            pending.append(_Batch(len(pending), todo[i : i + cfg.batch_size]))
-        next_batch_id = len(pending)
-
-        pool = ActorPool([])
-        waiting_ready = {a.ready.remote(): a for a in actors}
-        in_flight: dict = {}  # ObjectRef -> (_Batch, actor)
-        by_batch: dict[int, object] = {}  # batch_id -> ObjectRef
-
-        def submit(actor, batch_and_items):
-            batch, items = batch_and_items
-            ref = actor.process.remote(batch.batch_id, items)
-            in_flight[ref] = (batch, actor)
-            by_batch[batch.batch_id] = ref
-            return ref
-
-        def admit_ready(timeout: float | None) -> None:
-            if not waiting_ready:
-                return
-            num = 1 if timeout is None else len(waiting_ready)
-            ready, _ = ray.wait(list(waiting_ready), num_returns=num, timeout=timeout)
-            for ref in ready:
-                actor = waiting_ready.pop(ref)
-                try:
-                    _worker, build_error = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    logger.warning("an actor is gone before it started: %s", str(exc).splitlines()[0])
-                    continue
-                if build_error:
-                    raise SetupError(f"cannot build the {cfg.pipeline.display_name} pipeline: {build_error}")
-                try:
-                    pool.push(actor)
-                except ValueError:
-                    pass  # still in the pool: Ray restarted it behind the same handle
-
-        def requeue_crashed(batch: _Batch, exc: BaseException) -> None:
-            nonlocal next_batch_id
-            text = str(exc).strip()
-            reason = text.splitlines()[0] if text else type(exc).__name__
-            quarantined = []
-            for key in batch.keys:
-                if self.attempts.get(key, 1) >= cfg.max_attempts:
-                    quarantined.append(FileResult(key=key, failure=Failure(
-                        key=key, stage="crash", error_type=type(exc).__name__,
-                        message=f"the pipeline process died on each of {cfg.max_attempts} tries ({reason})",
-                        attempts=cfg.max_attempts)))
-                else:
-                    self.attempts[key] = self.attempts.get(key, 1) + 1
-                    # Alone in its batch next time, so a poison file cannot take others down.
-                    pending.appendleft(_Batch(next_batch_id, [key]))
-                    next_batch_id += 1
-            if quarantined:
-                self._write(quarantined, None)
-
-        def handle_crash() -> None:
-            # ActorPool does not say which task failed: find the failed refs ourselves.
-            if not in_flight:
-                return
-            ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
-            for ref in ready:
-                try:
-                    ray.get(ref, timeout=0)
-                    continue  # finished fine; the pool returns it later
-                except Exception as task_exc:  # noqa: BLE001 - any failure of the task
-                    batch, actor = in_flight.pop(ref)
-                    by_batch.pop(batch.batch_id, None)
-                logger.warning("actor died with batch %d (%d files); retrying them", batch.batch_id,
-                               len(batch.keys))
-                requeue_crashed(batch, task_exc)
-                # The pool drops a dead actor; take it back once Ray has restarted it.
-                if actor not in waiting_ready.values():
-                    waiting_ready[actor.ready.remote()] = actor
-
         with _StopFlag() as stop:
-            admit_ready(timeout=None)  # the first actor up tells us if the pipeline builds
-            admit_ready(timeout=0)
-            while pending or pool.has_next():
-                if stop.event.is_set() and pending:
-                    self.summary.interrupted = True
-                    pending.clear()
-                if not pool.has_next() and not pool.has_free():
-                    if not waiting_ready:
-                        raise SetupError("no pipeline actor is left to run the remaining inputs")
-                    admit_ready(timeout=None)  # nothing to collect: wait for an actor
-                admit_ready(timeout=0)
-                while pending and pool.has_free():
-                    batch = pending.popleft()
-                    items, unread = [], []
-                    for key in batch.keys:
-                        got = self._read(key)
-                        (items if isinstance(got, InputItem) else unread).append(got)
-                    if unread:
-                        self._write(unread, None)
-                    if items:
-                        batch.keys = [i.key for i in items]
-                        pool.submit(submit, (batch, items))
-                if not pool.has_next():
-                    continue
-                try:
-                    result = pool.get_next_unordered(timeout=1.0)
-                except TimeoutError:
-                    continue
-                except ray.exceptions.RayError:
-                    handle_crash()
-                    continue
-                ref = by_batch.pop(result.batch_id, None)
-                if ref is None or in_flight.pop(ref, None) is None:
-                    continue  # already handled as a crash (a duplicate arrival)
-                self._note_actor(result.worker, result.seconds)
-                self._write(list(result.files), result.worker)
+            dispatcher = BatchDispatcher(
+                actors, cfg.pipeline.display_name,
+                read=self._read, on_results=self._write, on_actor=self._note_actor,
+                attempts=self.attempts, max_attempts=cfg.max_attempts, stop=stop.event,
+            )
+            dispatcher.add_keys(todo, cfg.batch_size)
+            try:
+                dispatcher.run()
+            finally:
+                dispatcher.shutdown()
+                self.summary.interrupted = dispatcher.interrupted
+
+
+SUMMARY_NAME = "summary.json"
+
+
+def write_summary(config: RunConfig, summary: RunSummary) -> None:
+    """summary.json in the output folder: the numbers of this run, per actor too."""
+    import json
+
+    data = {
+        "pipeline": config.pipeline.display_name,
+        "device": str(config.device),
+        "inputs": summary.files,
+        "skipped": summary.skipped,
+        "succeeded": summary.succeeded,
+        "failed": summary.failed,
+        "pages": summary.pages,
+        "wall_seconds": round(summary.seconds, 3),
+        "files_per_second": round(summary.files_per_second, 4),
+        "pages_per_second": round(summary.pages / summary.seconds, 4) if summary.seconds else 0.0,
+        "interrupted": summary.interrupted,
+        "actors": summary.actors,
+        "failures": [f.one_line() for f in summary.failures],
+    }
+    os.makedirs(config.output_dir, exist_ok=True)
+    atomic_write_text(os.path.join(config.output_dir, SUMMARY_NAME), json.dumps(data, indent=2))

@@ -27,23 +27,25 @@ def iter_inputs(
 ) -> Iterator[str]:
     """Yield input keys (paths relative to `input_dir`, POSIX separators), sorted.
 
-    Directories are skipped. `exclude_dir` (the output folder, when it lies inside
-    the input folder) is never read back as input. Symlinks are skipped unless
-    `follow_symlinks`, so a link cannot pull files from outside the input tree.
+    Directories and hidden files are skipped. `exclude_dir` (the output folder, when
+    it lies inside the input folder) is never read back as input. A file that resolves
+    outside the input tree (through a symlink) is skipped unless `follow_symlinks`.
     """
     root = Path(input_dir).resolve()
     excluded = Path(exclude_dir).resolve() if exclude_dir else None
     for path in sorted(Path(input_dir).glob(pattern)):
         try:
-            if path.is_symlink() and not follow_symlinks:
-                logger.debug("skipping symlink %s", path)
-                continue
             if not path.is_file():
                 continue
+            if any(part.startswith(".") for part in path.relative_to(input_dir).parts):
+                continue  # hidden files and folders (.DS_Store, .git) are not documents
+            resolved = path.resolve()
         except OSError:
             continue
-        absolute = path.resolve() if follow_symlinks else path.absolute()
-        if excluded is not None and _is_within(absolute, excluded):
+        if not follow_symlinks and not _is_within(resolved, root):
+            logger.warning("skipping %s: it links outside the input folder (--follow_symlinks)", path)
+            continue
+        if excluded is not None and (_is_within(resolved, excluded) or _is_within(path.absolute(), excluded)):
             continue
         rel = path.relative_to(input_dir)
         key = PurePosixPath(*rel.parts).as_posix()

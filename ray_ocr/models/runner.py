@@ -28,6 +28,7 @@ from ray_ocr.io.documents import (
     sniff_kind,
     truncation_warning,
 )
+from ray_ocr.errors import ModelUnavailableError
 from ray_ocr.pipelines import PipelineRef
 from ray_ocr.records import Failure, FileResult, InputItem, PageOutput
 
@@ -70,20 +71,23 @@ def _one_line(exc: BaseException) -> str:
 
 def build_pipeline(spec: RunnerSpec):
     """Instantiate the pipeline class; model problems become one readable error."""
-    from ray_ocr.models.model_cache import explain_model_error, seed_bundled_models
+    from ray_ocr.models.model_cache import naming_missing_models, seed_bundled_models
 
     # Offline the hoster connectivity check only costs time before the same failure.
     os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
     if spec.seed_models:
         seed_bundled_models()
     cls = spec.pipeline.load()
-    try:
-        return cls(**spec.constructor_kwargs())
-    except Exception as exc:
-        explained = explain_model_error(exc, spec.pipeline.display_name)
-        if explained is not None:
-            raise explained from None
-        raise
+    with naming_missing_models(spec.pipeline.display_name):
+        try:
+            return cls(**spec.constructor_kwargs())
+        except Exception as exc:
+            cause = exc
+            while cause is not None and not isinstance(cause, ModelUnavailableError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:  # PaddleOCR may wrap it; surface ours
+                raise cause from None
+            raise
 
 
 class PipelineRunner:

@@ -1,0 +1,199 @@
+"""BatchDispatcher: hands batches to pipeline actors through a ray.util.ActorPool.
+
+- An actor joins the pool only once it is up (``ready``), so a slow or unschedulable
+  actor never sits on work that others could do; the first actor up also tells
+  whether the pipeline builds at all.
+- Results come back unordered, as they finish.
+- A batch whose actor died (segfault, OOM kill, node lost) is split and retried file
+  by file; Ray restarts the actor (``max_restarts``) and it rejoins the pool. A file
+  whose tries reach ``max_attempts`` is quarantined as a failure record.
+- A stop request (SIGINT/SIGTERM) stops dispatching; batches in flight still land.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, WorkerInfo
+
+logger = logging.getLogger(__name__)
+
+
+class SetupError(RuntimeError):
+    """The pipeline could not be built on the actors (model missing, bad parameter)."""
+
+
+@dataclass
+class Batch:
+    batch_id: int
+    keys: list[str]
+
+
+class BatchDispatcher:
+    def __init__(
+        self,
+        actors: list,
+        pipeline_name: str,
+        *,
+        read: Callable[[str], InputItem | FileResult],
+        on_results: Callable[[list[FileResult], WorkerInfo | None], None],
+        on_actor: Callable[[WorkerInfo, float | None], None],
+        attempts: dict[str, int],
+        max_attempts: int,
+        stop: threading.Event | None = None,
+    ):
+        from ray.util import ActorPool
+
+        self.actors = actors
+        self.pipeline_name = pipeline_name
+        self.read = read
+        self.on_results = on_results
+        self.on_actor = on_actor
+        self.attempts = attempts
+        self.max_attempts = max_attempts
+        self.stop = stop or threading.Event()
+        self.pool = ActorPool([])
+        self.pending: collections.deque[Batch] = collections.deque()
+        self.waiting_ready: dict = {a.ready.remote(): a for a in actors}
+        self.in_flight: dict = {}  # ObjectRef -> (Batch, actor)
+        self.ref_of_batch: dict[int, object] = {}
+        self.next_batch_id = 0
+        self.interrupted = False
+
+    # -- queue ------------------------------------------------------------------
+    def add_keys(self, keys: list[str], batch_size: int) -> None:
+        for i in range(0, len(keys), batch_size):
+            self._enqueue(keys[i : i + batch_size])
+
+    def _enqueue(self, keys: list[str], front: bool = False) -> None:
+        batch = Batch(self.next_batch_id, list(keys))
+        self.next_batch_id += 1
+        (self.pending.appendleft if front else self.pending.append)(batch)
+
+    # -- actors -----------------------------------------------------------------
+    def _submit(self, actor, batch_and_items):
+        batch, items = batch_and_items
+        ref = actor.process.remote(batch.batch_id, items)
+        self.in_flight[ref] = (batch, actor)
+        self.ref_of_batch[batch.batch_id] = ref
+        return ref
+
+    def _admit_ready(self, block: bool) -> None:
+        """Put actors that are up into the pool; block for at least one if asked."""
+        import ray
+
+        if not self.waiting_ready:
+            return
+        refs = list(self.waiting_ready)
+        ready, _ = ray.wait(refs, num_returns=1 if block else len(refs), timeout=None if block else 0)
+        for ref in ready:
+            actor = self.waiting_ready.pop(ref)
+            try:
+                worker, build_error = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                logger.warning("an actor is gone before it started: %s", str(exc).splitlines()[0])
+                continue
+            if build_error:
+                raise SetupError(f"cannot build the {self.pipeline_name} pipeline: {build_error}")
+            self.on_actor(worker, None)
+            try:
+                self.pool.push(actor)
+            except ValueError:
+                pass  # still in the pool: its failure was not a death
+
+    def _handle_failed_task(self) -> None:
+        """ActorPool raised for some task without saying which: find failed refs."""
+        import ray
+
+        if not self.in_flight:
+            return
+        ready, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0)
+        for ref in ready:
+            try:
+                ray.get(ref, timeout=0)
+                continue  # finished fine; the pool hands it over later
+            except Exception as exc:  # noqa: BLE001 - any failure of the task
+                batch, actor = self.in_flight.pop(ref)
+                self.ref_of_batch.pop(batch.batch_id, None)
+                error = exc
+            logger.warning("actor died with batch %d (%d files); retrying them one by one",
+                           batch.batch_id, len(batch.keys))
+            self._retry_or_quarantine(batch, error)
+            if actor not in self.waiting_ready.values():
+                self.waiting_ready[actor.ready.remote()] = actor  # rejoins once restarted
+
+    def _retry_or_quarantine(self, batch: Batch, exc: BaseException) -> None:
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        quarantined = []
+        for key in reversed(batch.keys):
+            tries = self.attempts.get(key, 1)
+            if tries >= self.max_attempts:
+                failure = Failure(
+                    key=key, stage="crash", error_type=type(exc).__name__,
+                    message=f"the pipeline process died on each of {tries} tries ({reason})",
+                    attempts=tries,
+                )
+                quarantined.append(FileResult(key=key, failure=failure))
+            else:
+                self.attempts[key] = tries + 1
+                # Alone in its batch next time, so a poison file cannot take others down.
+                self._enqueue([key], front=True)
+        if quarantined:
+            self.on_results(quarantined, None)
+
+    # -- the loop ---------------------------------------------------------------
+    def _dispatch_pending(self) -> None:
+        while self.pending and self.pool.has_free():
+            batch = self.pending.popleft()
+            items, unread = [], []
+            for key in batch.keys:
+                got = self.read(key)
+                (items if isinstance(got, InputItem) else unread).append(got)
+            if unread:
+                self.on_results(unread, None)
+            if items:
+                batch.keys = [item.key for item in items]
+                self.pool.submit(self._submit, (batch, items))
+
+    def _collect_one(self, timeout: float) -> None:
+        import ray
+
+        try:
+            result: BatchResult = self.pool.get_next_unordered(timeout=timeout)
+        except TimeoutError:
+            return
+        except ray.exceptions.RayError:
+            self._handle_failed_task()
+            return
+        ref = self.ref_of_batch.pop(result.batch_id, None)
+        if ref is None or self.in_flight.pop(ref, None) is None:
+            return  # already retried as a failure
+        self.on_actor(result.worker, result.seconds)
+        self.on_results(list(result.files), result.worker)
+
+    def run(self) -> None:
+        """Until every batch is done (or stopped): dispatch, collect, recover."""
+        self._admit_ready(block=True)
+        while self.pending or self.pool.has_next():
+            if self.stop.is_set() and self.pending:
+                self.interrupted = True
+                self.pending.clear()
+            if not self.pool.has_next() and not self.pool.has_free():
+                if not self.waiting_ready:
+                    raise SetupError("no pipeline actor is left to run the remaining inputs")
+                self._admit_ready(block=True)
+            self._admit_ready(block=False)
+            self._dispatch_pending()
+            if self.pool.has_next():
+                self._collect_one(timeout=1.0)
+
+    def shutdown(self) -> None:
+        import ray
+
+        for actor in self.actors:  # free their resources now, not when handles are collected
+            ray.kill(actor, no_restart=True)

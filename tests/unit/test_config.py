@@ -1,0 +1,65 @@
+import pytest
+
+from ray_ocr.config import DeviceRequest, RunConfig, parse_key_values
+from ray_ocr.errors import UsageError
+
+
+def test_params_are_yaml_scalars():
+    parsed = parse_key_values(
+        ["use_doc_unwarping=false", "text_det_thresh=0.3", "text_detection_model_name=PP-OCRv5_mobile_det",
+         "cpu_threads=4", "lang="],
+        "--param",
+    )
+    assert parsed == {
+        "use_doc_unwarping": False,
+        "text_det_thresh": 0.3,
+        "text_detection_model_name": "PP-OCRv5_mobile_det",
+        "cpu_threads": 4,
+        "lang": None,
+    }
+
+
+@pytest.mark.parametrize("bad", ["novalue", "=1", "two words=1", "x=[1, 2", "1x=2"])
+def test_malformed_params_are_usage_errors(bad):
+    with pytest.raises(UsageError) as err:
+        parse_key_values([bad], "--param")
+    assert "--param" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text, kind, ids",
+    [(None, "auto", None), ("cpu", "cpu", None), ("gpu", "gpu", None),
+     ("gpu:0,1,2,3", "gpu", (0, 1, 2, 3)), ("gpu:0,2", "gpu", (0, 2)), ("GPU:1", "gpu", (1,))],
+)
+def test_device_parsing(text, kind, ids):
+    dev = DeviceRequest.parse(text)
+    assert (dev.kind, dev.gpu_ids) == (kind, ids)
+
+
+@pytest.mark.parametrize("bad", ["gpu:a", "gpu:0,0", "tpu", "gpu:-1"])
+def test_bad_devices(bad):
+    with pytest.raises(UsageError):
+        DeviceRequest.parse(bad)
+
+
+def test_config_is_frozen_and_validated(tmp_path):
+    (tmp_path / "in").mkdir()
+    cfg = RunConfig.build(pipeline="ocr", input_dir=str(tmp_path / "in"), output_dir=str(tmp_path / "out"),
+                          pipeline_params={"b": 1, "a": 2})
+    assert cfg.pipeline.class_name == "PaddleOCR"
+    assert cfg.pipeline_kwargs == {"a": 2, "b": 1}
+    with pytest.raises(Exception):
+        cfg.batch_size = 3  # frozen
+    (tmp_path / "file").write_text("x")
+    for kwargs, needle in [
+        (dict(input_dir=str(tmp_path / "missing")), "no such directory"),
+        (dict(input_dir=str(tmp_path / "file")), "not a directory"),
+        (dict(output_dir=str(tmp_path / "file")), "not a directory"),
+        (dict(batch_size=0), "--batch_size"),
+        (dict(instances_per_device=0), "--instances_per_device"),
+        (dict(device="cpu", gpus_per_instance=0.5), "GPU"),
+    ]:
+        base = dict(pipeline="ocr", input_dir=str(tmp_path / "in"), output_dir=str(tmp_path / "out"))
+        base.update(kwargs)
+        with pytest.raises(UsageError, match=needle):
+            RunConfig.build(**base)

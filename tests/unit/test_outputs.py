@@ -1,0 +1,47 @@
+import os
+
+import pytest
+
+from ray_ocr.io.outputs import assign_output_bases, atomic_write_text, output_relpath, safe_join
+
+
+def test_seed_script_naming_keeps_relative_folders():
+    bases = assign_output_bases(["x.jpg", "a/x.jpg", "b/x.jpg", "doc.pdf"])
+    assert bases == {"x.jpg": "x", "a/x.jpg": "a/x", "b/x.jpg": "b/x", "doc.pdf": "doc"}
+    assert output_relpath(bases["a/x.jpg"], None) == "a/x.json"
+    assert output_relpath(bases["doc.pdf"], 3) == "doc_3.json"
+
+
+def test_same_stem_in_one_folder_uses_full_names():
+    bases = assign_output_bases(["x.jpg", "x.png", "y.jpg", "sub/x.jpg"])
+    assert bases["x.jpg"] == "x.jpg" and bases["x.png"] == "x.png"
+    assert bases["y.jpg"] == "y" and bases["sub/x.jpg"] == "sub/x"
+    names = {output_relpath(bases[k], None) for k in bases}
+    assert len(names) == 4
+
+
+def test_pdf_pages_and_an_image_named_like_a_page_do_not_collide():
+    bases = assign_output_bases(["scan.pdf", "scan_0.png", "other_0.png"])
+    assert bases["scan.pdf"] == "scan.pdf" and bases["scan_0.png"] == "scan_0.png"
+    assert bases["other_0.png"] == "other_0"
+    assert output_relpath(bases["scan.pdf"], 0) != output_relpath(bases["scan_0.png"], None)
+
+
+def test_naming_is_deterministic():
+    keys = ["b/x.png", "a.pdf", "b/x.jpg", "c.tif"]
+    assert assign_output_bases(keys) == assign_output_bases(list(reversed(keys)))
+
+
+def test_safe_join_refuses_escapes(tmp_path):
+    assert safe_join(str(tmp_path), "a/b.json") == str(tmp_path / "a" / "b.json")
+    for bad in ["../x.json", "a/../../x.json", "/etc/x.json"]:
+        with pytest.raises(ValueError):
+            safe_join(str(tmp_path), bad)
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "deep" / "out.json"
+    atomic_write_text(str(target), '{"a": "文字"}')
+    atomic_write_text(str(target), '{"a": 2}')
+    assert target.read_text() == '{"a": 2}'
+    assert os.listdir(target.parent) == ["out.json"]
