@@ -94,8 +94,12 @@ class BatchDispatcher:
             actor = self.waiting_ready.pop(ref)
             try:
                 worker, build_error = ray.get(ref)
+            except ray.exceptions.ActorUnavailableError:
+                # Restarting (its process died): ask again; the call waits for the restart.
+                self.waiting_ready[actor.ready.remote()] = actor
+                continue
             except ray.exceptions.RayError as exc:
-                logger.warning("an actor is gone before it started: %s", str(exc).splitlines()[0])
+                logger.warning("an actor is gone for good: %s", str(exc).strip().splitlines()[0])
                 continue
             if build_error:
                 raise SetupError(f"cannot build the {self.pipeline_name} pipeline: {build_error}")
@@ -196,4 +200,7 @@ class BatchDispatcher:
         import ray
 
         for actor in self.actors:  # free their resources now, not when handles are collected
-            ray.kill(actor, no_restart=True)
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception as exc:  # noqa: BLE001 - already gone is fine
+                logger.debug("kill %s: %s", actor, exc)

@@ -1,0 +1,83 @@
+"""Crashes: actors that die mid-batch are restarted, their files retried, poison quarantined."""
+
+import collections
+import json
+import os
+import signal
+import threading
+import time
+
+import ray_ocr
+from tests.conftest import MOBILE_OCR_PARAMS, STANDIN, copy_docs
+from tests.ray.test_placement_ray import make_images
+
+
+def manifest_records(out):
+    lines = (out / "ray_ocr_manifest.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_poison_file_is_quarantined_and_the_rest_complete(ray_cluster, tmp_path):
+    """The stand-in kills its own process (os._exit) on a 13-pixel-wide image."""
+    inputs = make_images(tmp_path / "in", 10)
+    make_images(tmp_path / "poison", 1, width=13)
+    os.rename(tmp_path / "poison" / "img_000.png", inputs / "poison.png")
+    out = tmp_path / "out"
+    summary = ray_ocr.run(
+        STANDIN, str(inputs), str(out), device="cpu", instances_per_device=2, batch_size=4,
+        pipeline_params={"crash_on_width": 13}, max_attempts=3,
+    )
+    assert summary.succeeded == 10 and summary.failed == 1 and summary.exit_code == 1
+    [failure] = summary.failures
+    assert failure.key == "poison.png" and failure.stage == "crash" and failure.attempts == 3
+    assert sorted(p.name for p in out.glob("img_*.json")) == [f"img_{i:03d}.json" for i in range(10)]
+    records = manifest_records(out)
+    done = collections.Counter(r["key"] for r in records if r["status"] == "done")
+    assert done == {f"img_{i:03d}.png": 1 for i in range(10)}  # none written twice
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [(f["key"], f["stage"], f["attempts"]) for f in failures] == [("poison.png", "crash", 3)]
+    assert sum(a["restarts"] for a in summary.actors.values()) >= 2  # Ray restarted the actors
+
+
+def _actor_pids(class_name="PipelineActor"):
+    """Processes of live pipeline actors (Ray titles them ``ray::PipelineActor...``)."""
+    import psutil
+
+    pids = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if cmdline.startswith(f"ray::{class_name}"):
+            pids.append(proc.pid)
+    return pids
+
+
+def test_sigkill_of_a_real_ocr_actor_mid_run(ray_cluster, tmp_path):
+    names = ["general_ocr_002.jpg", "11.jpg", "table.jpg", "textline.png", "word_ch_1.jpg",
+             "img_12.jpg", "tipc_web_test.jpg", "sample_pdf.pdf"]
+    inputs = copy_docs(tmp_path / "in", names)
+    out = tmp_path / "out"
+    result = {}
+
+    def run():
+        result["summary"] = ray_ocr.run("OCR", str(inputs), str(out), device="cpu",
+                                        pipeline_params=MOBILE_OCR_PARAMS, batch_size=2)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("*.json")):
+        time.sleep(0.2)  # kill once work is under way, so a batch is in flight
+    pids = _actor_pids()
+    assert pids, "no OCR actor alive"
+    os.kill(pids[0], signal.SIGKILL)
+    thread.join(timeout=600)
+    summary = result["summary"]
+    assert summary.exit_code == 0 and summary.succeeded == len(names)
+    expected = {n.rsplit(".", 1)[0] + ".json" for n in names if not n.endswith(".pdf")}
+    expected |= {f"sample_pdf_{i}.json" for i in range(4)}
+    assert {p.name for p in out.glob("*.json") if p.name != "summary.json"} == expected
+    for path in out.glob("*.json"):
+        json.loads(path.read_text())  # every file complete
+    done = collections.Counter(r["key"] for r in manifest_records(out) if r["status"] == "done")
+    assert done == {n: 1 for n in names}
+    assert sum(a["restarts"] for a in summary.actors.values()) == 1
