@@ -70,6 +70,26 @@ def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, Any]:
     return parsed
 
 
+def load_params_file(path: str | None) -> dict[str, Any]:
+    """Constructor arguments from a YAML mapping (``--params_file``)."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except OSError as exc:
+        raise UsageError(f"--params_file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--params_file {path}: not YAML ({str(exc).splitlines()[0]})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict) or not all(isinstance(k, str) and k.isidentifier() for k in loaded):
+        raise UsageError(f"--params_file {path}: expected a mapping of argument names to values")
+    return loaded
+
+
 def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((mapping or {}).items()))
 

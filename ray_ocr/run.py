@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="join a running Ray cluster (auto, host:port, ray://...); default: embedded Ray")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="pipeline constructor argument (repeatable; YAML scalar value)")
+    p.add_argument("--params_file", default=None, metavar="YAML",
+                   help="YAML mapping of pipeline constructor arguments; --param entries override it")
     p.add_argument("--predict_param", action="append", default=[], metavar="KEY=VALUE",
                    help="argument to predict() (repeatable; YAML scalar value)")
     p.add_argument("--pipeline_config", default=None,
@@ -78,7 +80,7 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ray_ocr.config import RunConfig, parse_key_values
+    from ray_ocr.config import RunConfig, load_params_file, parse_key_values
 
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             cpus_per_instance=args.cpus_per_instance,
             batch_size=args.batch_size,
             address=args.address,
-            pipeline_params=parse_key_values(args.param, "--param"),
+            pipeline_params={**load_params_file(args.params_file), **parse_key_values(args.param, "--param")},
             predict_params=parse_key_values(args.predict_param, "--predict_param"),
             pipeline_config=args.pipeline_config,
             overwrite=args.overwrite,

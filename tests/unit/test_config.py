@@ -63,3 +63,19 @@ def test_config_is_frozen_and_validated(tmp_path):
         base.update(kwargs)
         with pytest.raises(UsageError, match=needle):
             RunConfig.build(**base)
+
+
+def test_params_file(tmp_path):
+    from ray_ocr.config import load_params_file
+
+    good = tmp_path / "p.yaml"
+    good.write_text("use_doc_unwarping: false\ntext_det_thresh: 0.3\n")
+    assert load_params_file(str(good)) == {"use_doc_unwarping": False, "text_det_thresh": 0.3}
+    assert load_params_file(None) == {}
+    for text in ["- a\n- b\n", "a: [1\n", "1x: 2\n"]:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(UsageError, match="--params_file"):
+            load_params_file(str(bad))
+    with pytest.raises(UsageError, match="No such file"):
+        load_params_file(str(tmp_path / "missing.yaml"))

@@ -1,0 +1,33 @@
+"""--device gpu:0,2 on the embedded Ray uses exactly GPUs 0 and 2.
+
+The machine has no GPU, so Ray is told of 4 logical ones through its own
+RAY_OVERRIDE_RESOURCES, and the actors run the scheduling stand-in pipeline.
+"""
+
+import collections
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import STANDIN
+from tests.ray.test_placement_ray import make_images
+
+
+def test_gpu_0_and_2_only(tmp_path):
+    inputs = make_images(tmp_path / "in", 8)
+    out = tmp_path / "out"
+    env = dict(os.environ, RAY_OVERRIDE_RESOURCES=json.dumps({"GPU": 4}))
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ray_ocr.run", "--pipeline", STANDIN, "--input_dir", str(inputs),
+         "--output_dir", str(out), "--device", "gpu:0,2", "--instances_per_device", "2"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    actors = json.loads((out / "summary.json").read_text())["actors"]
+    assert len(actors) == 4
+    per_gpu = collections.Counter(a["cuda_visible_devices"] for a in actors.values())
+    assert per_gpu == {"0": 2, "2": 2}
+    seen = {json.loads(p.read_text())["cuda_visible_devices"] for p in out.glob("img_*.json")}
+    assert seen <= {"0", "2"}

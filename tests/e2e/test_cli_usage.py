@@ -1,0 +1,72 @@
+"""Every usage error: exit code 2, one line on stderr, no traceback, before Ray starts."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REALDOCS
+
+
+def run_cli(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "ray_ocr.run", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.fixture()
+def dirs(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes((REALDOCS / "paddleocr" / "word_en_10.png").read_bytes())
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    return tmp_path
+
+
+CASES = [
+    (["--input_dir", "{t}/missing"], "no such directory"),
+    (["--input_dir", "{t}/file.txt"], "not a directory"),
+    (["--input_dir", "{t}/in", "--output_dir", "{t}/file.txt"], "not a directory"),
+    (["--input_dir", "{t}/in", "--batch_size", "0"], "--batch_size"),
+    (["--input_dir", "{t}/empty"], "no file matches"),
+    (["--input_dir", "{t}/in", "--input_glob_pattern", "*.tif"], "no file matches"),
+    (["--input_dir", "{t}/in", "--pipeline", "NoSuchPipeline"], "valid: "),
+    (["--input_dir", "{t}/in", "--device", "gpu:9"], "GPU 9 is not visible"),
+    (["--input_dir", "{t}/in", "--device", "gpu:x"], "integers"),
+    (["--input_dir", "{t}/in", "--param", "use_doc_unwarping"], "key=value"),
+    (["--input_dir", "{t}/in", "--predict_param", "=3"], "key=value"),
+    (["--input_dir", "{t}/in", "--batch_size", "two"], "invalid int"),
+    (["--input_dir", "{t}/in", "--pipeline_config", "{t}/nope.yaml"], "no such file"),
+    (["--input_dir", "{t}/in", "--no_such_flag"], "unrecognized"),
+    (["--input_dir", "{t}/in", "--params_file", "{t}/file.txt"], "expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("args, needle", CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)])
+def test_usage_error_is_one_line_exit_2(dirs, args, needle):
+    argv = [a.format(t=dirs) for a in args]
+    if "--pipeline" not in argv:
+        argv += ["--pipeline", "OCR"]
+    if "--output_dir" not in argv:
+        argv += ["--output_dir", str(dirs / "out")]
+    proc = run_cli(*argv)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0] and lines[0].startswith("ray_ocr: error:")
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not (dirs / "out").exists()  # nothing was started or written
+
+
+def test_unknown_pipeline_lists_the_valid_names(dirs):
+    proc = run_cli("--pipeline", "Nope", "--input_dir", str(dirs / "in"))
+    for name in ["OCR", "SealRecognition", "PPStructureV3", "seal_recognition", "pp_structurev3"]:
+        assert name in proc.stderr
+
+
+def test_help_documents_every_flag():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for flag in ["--pipeline", "--input_dir", "--input_glob_pattern", "--output_dir", "--device",
+                 "--instances_per_device", "--gpus_per_instance", "--cpus_per_instance", "--batch_size",
+                 "--address", "--param", "--predict_param", "--pipeline_config"]:
+        assert flag in proc.stdout
