@@ -115,6 +115,8 @@ class RunConfig:
     max_attempts: int = 3
     max_image_pixels: int | None = None
     pdf_password: str | None = None
+    max_tasks_per_actor: int = 0
+    max_actor_memory_mb: float = 0
     verbose: bool = False
 
     @classmethod
@@ -138,6 +140,8 @@ class RunConfig:
         max_attempts: int = 3,
         max_image_pixels: int | None = None,
         pdf_password: str | None = None,
+        max_tasks_per_actor: int = 0,
+        max_actor_memory_mb: float = 0,
         verbose: bool = False,
     ) -> "RunConfig":
         """Validate user input and return a config; raises UsageError with one line."""
@@ -160,6 +164,8 @@ class RunConfig:
             raise UsageError(f"--max_attempts {max_attempts}: must be >= 1")
         if max_image_pixels is not None and max_image_pixels <= 0:
             raise UsageError(f"--max_image_pixels {max_image_pixels}: must be >= 1")
+        if max_tasks_per_actor < 0 or max_actor_memory_mb < 0:
+            raise UsageError("--max_tasks_per_actor and --max_actor_memory_mb must be >= 0 (0: never recycle)")
         if not input_glob_pattern or os.path.isabs(input_glob_pattern):
             raise UsageError(f"--input_glob_pattern {input_glob_pattern!r}: must be a relative pattern")
         if pipeline_config is not None and not os.path.isfile(pipeline_config):
@@ -185,6 +191,8 @@ class RunConfig:
             max_attempts=max_attempts,
             max_image_pixels=max_image_pixels,
             pdf_password=pdf_password,
+            max_tasks_per_actor=max_tasks_per_actor,
+            max_actor_memory_mb=max_actor_memory_mb,
             verbose=verbose,
         )
 

@@ -6,7 +6,7 @@ object store in both directions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -80,4 +80,4 @@ class BatchResult:
     files: tuple[FileResult, ...]
     worker: WorkerInfo
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
+    rss_mb: float = 0.0  # the actor process's resident memory after the batch

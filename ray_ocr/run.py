@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="larger images and rendered PDF pages fail instead of exhausting memory "
                         "(default 178956970, PaddleX's limit)")
     p.add_argument("--pdf_password", default=None, help="password for encrypted PDFs")
+    p.add_argument("--max_tasks_per_actor", type=int, default=0,
+                   help="restart an actor's process after this many batches, to bound memory growth "
+                        "on long runs (default 0: never)")
+    p.add_argument("--max_actor_memory_mb", type=float, default=0,
+                   help="restart an actor's process once its resident memory exceeds this (default 0: never)")
     p.add_argument("--verbose", action="store_true", help="show Ray and PaddleX logs")
     return p
 
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             max_attempts=args.max_attempts,
             max_image_pixels=args.max_image_pixels,
             pdf_password=args.pdf_password,
+            max_tasks_per_actor=args.max_tasks_per_actor,
+            max_actor_memory_mb=args.max_actor_memory_mb,
             verbose=args.verbose,
         )
         from ray_ocr.engine.driver import Driver, SetupError

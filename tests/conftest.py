@@ -49,9 +49,10 @@ def pytest_configure(config):
     os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
-    """One local Ray for the session: 2 CPUs and 4 logical GPUs (for placement tests)."""
+    """A local Ray per test module (modules may need other clusters, e.g. multi-node):
+    2 CPUs and 4 logical GPUs (for placement tests)."""
     import ray
 
     ray.init(address="local", num_cpus=2, num_gpus=4, include_dashboard=False,

@@ -50,10 +50,17 @@ class PipelineActor:
         if self._runner is None:
             raise RuntimeError(self._build_error)
         files = self._runner.process_batch(items)
-        return BatchResult(batch_id, tuple(files), self._worker, time.perf_counter() - started)
+        return BatchResult(batch_id, tuple(files), self._worker, time.perf_counter() - started,
+                           rss_mb=_rss_mb())
 
 
-def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -1) -> list:
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -1) -> dict:
     """Start one actor per slot. Ray restarts a dead actor (``max_restarts``); the
     driver, not Ray, retries its batch, so it can count attempts per file."""
     import dataclasses
@@ -62,7 +69,7 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     remote_cls = ray.remote(PipelineActor)
-    actors = []
+    actors = {}
     for slot in slots:
         options = dict(
             name=slot.name,
@@ -74,5 +81,5 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
         if slot.node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(slot.node_id, soft=True)
         slot_spec = dataclasses.replace(spec, device=slot.device, cpu_threads=slot.cpu_threads)
-        actors.append(remote_cls.options(**options).remote(slot_spec, slot.name))
+        actors[slot.name] = remote_cls.options(**options).remote(slot_spec, slot.name)
     return actors

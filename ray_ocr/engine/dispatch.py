@@ -36,7 +36,7 @@ class Batch:
 class BatchDispatcher:
     def __init__(
         self,
-        actors: list,
+        actors: dict,
         pipeline_name: str,
         *,
         read: Callable[[str], InputItem | FileResult],
@@ -45,21 +45,31 @@ class BatchDispatcher:
         attempts: dict[str, int],
         max_attempts: int,
         stop: threading.Event | None = None,
+        max_tasks_per_actor: int = 0,
+        max_actor_memory_mb: float = 0,
     ):
         from ray.util import ActorPool
 
-        self.actors = actors
+        self.actors = list(actors.values())
+        self.name_of = {handle: name for name, handle in actors.items()}
+        self.restarts: collections.Counter = collections.Counter()  # actor name -> process deaths
         self.pipeline_name = pipeline_name
         self.read = read
         self.on_results = on_results
         self.on_actor = on_actor
         self.attempts = attempts
         self.max_attempts = max_attempts
+        self.max_tasks_per_actor = max_tasks_per_actor
+        self.max_actor_memory_mb = max_actor_memory_mb
+        self.tasks_since_start: collections.Counter = collections.Counter()
+        self.recycled = 0
+        self.old_pid: dict = {}  # actor -> pid of the process being recycled
         self.stop = stop or threading.Event()
         self.pool = ActorPool([])
         self.pending: collections.deque[Batch] = collections.deque()
-        self.waiting_ready: dict = {a.ready.remote(): a for a in actors}
-        self.in_flight: dict = {}  # ObjectRef -> (Batch, actor)
+        self.waiting_ready: dict = {a.ready.remote(): a for a in self.actors}
+        self.in_flight: dict = {}  # ObjectRef -> (Batch, actor, actor generation at submit)
+        self.generation: collections.Counter = collections.Counter()  # actor -> deaths seen
         self.ref_of_batch: dict[int, object] = {}
         self.next_batch_id = 0
         self.interrupted = False
@@ -78,7 +88,7 @@ class BatchDispatcher:
     def _submit(self, actor, batch_and_items):
         batch, items = batch_and_items
         ref = actor.process.remote(batch.batch_id, items)
-        self.in_flight[ref] = (batch, actor)
+        self.in_flight[ref] = (batch, actor, self.generation[actor])
         self.ref_of_batch[batch.batch_id] = ref
         return ref
 
@@ -103,6 +113,11 @@ class BatchDispatcher:
                 continue
             if build_error:
                 raise SetupError(f"cannot build the {self.pipeline_name} pipeline: {build_error}")
+            if self.old_pid.get(actor) == worker.pid:
+                # ray.kill is asynchronous: the old process answered; ask the new one.
+                self.waiting_ready[actor.ready.remote()] = actor
+                continue
+            self.old_pid.pop(actor, None)
             self.on_actor(worker, None)
             try:
                 self.pool.push(actor)
@@ -121,14 +136,30 @@ class BatchDispatcher:
                 ray.get(ref, timeout=0)
                 continue  # finished fine; the pool hands it over later
             except Exception as exc:  # noqa: BLE001 - any failure of the task
-                batch, actor = self.in_flight.pop(ref)
+                batch, actor, generation = self.in_flight.pop(ref)
                 self.ref_of_batch.pop(batch.batch_id, None)
                 error = exc
-            logger.warning("actor died with batch %d (%d files); retrying them one by one",
-                           batch.batch_id, len(batch.keys))
+            if generation < self.generation[actor]:
+                # Sent to a process whose death was already counted: not this batch's fault.
+                self.pending.appendleft(batch)
+                continue
+            self.generation[actor] += 1
+            self.restarts[self.name_of[actor]] += 1
+            logger.warning("%s died with batch %d (%d files); retrying them one by one",
+                           self.name_of[actor], batch.batch_id, len(batch.keys))
             self._retry_or_quarantine(batch, error)
-            if actor not in self.waiting_ready.values():
-                self.waiting_ready[actor.ready.remote()] = actor  # rejoins once restarted
+            self._withdraw(actor)
+            self.waiting_ready[actor.ready.remote()] = actor  # rejoins once restarted
+
+    def _withdraw(self, actor) -> None:
+        """Take one actor out of the pool's idle list (the pool keeps a restarting
+        actor idle after some errors; it must not get work before it is up again)."""
+        idle = []
+        while (handle := self.pool.pop_idle()) is not None:
+            if handle != actor:
+                idle.append(handle)
+        for handle in idle:
+            self.pool.push(handle)
 
     def _retry_or_quarantine(self, batch: Batch, exc: BaseException) -> None:
         text = str(exc).strip()
@@ -175,10 +206,43 @@ class BatchDispatcher:
             self._handle_failed_task()
             return
         ref = self.ref_of_batch.pop(result.batch_id, None)
-        if ref is None or self.in_flight.pop(ref, None) is None:
+        entry = self.in_flight.pop(ref, None) if ref is not None else None
+        if entry is None:
             return  # already retried as a failure
+        actor = entry[1]
         self.on_actor(result.worker, result.seconds)
         self.on_results(list(result.files), result.worker)
+        self._maybe_recycle(actor, result)
+
+    def _maybe_recycle(self, actor, result: BatchResult) -> None:
+        """Restart an actor's process after N tasks or above a memory threshold.
+
+        Paddle pipelines grow on long runs (PaddleOCR #15738, #16173). The actor just
+        returned to the pool's idle list; it is taken out, killed with restart allowed,
+        and rejoins once Ray has started a fresh process. Never mid-task.
+        """
+        name = result.worker.actor_name
+        self.tasks_since_start[name] += 1
+        too_many = self.max_tasks_per_actor and self.tasks_since_start[name] >= self.max_tasks_per_actor
+        too_big = self.max_actor_memory_mb and result.rss_mb > self.max_actor_memory_mb
+        if not (too_many or too_big) or not self.pending:
+            return  # nothing left to give it: a fresh process would be wasted
+        import ray
+
+        idle = self.pool.pop_idle()
+        if idle is None:
+            return
+        if idle != actor:  # not the one that just finished: leave both alone this time
+            self.pool.push(idle)
+            return
+        logger.info("recycling %s after %d tasks (%.0f MB resident)", name,
+                    self.tasks_since_start[name], result.rss_mb)
+        self.tasks_since_start[name] = 0
+        self.recycled += 1
+        self.restarts[name] += 1
+        self.old_pid[actor] = result.worker.pid
+        ray.kill(actor, no_restart=False)
+        self.waiting_ready[actor.ready.remote()] = actor
 
     def run(self) -> None:
         """Until every batch is done (or stopped): dispatch, collect, recover."""

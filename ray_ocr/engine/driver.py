@@ -12,6 +12,7 @@ Reliability rules kept here:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import signal
@@ -43,6 +44,8 @@ class RunSummary:
     interrupted: bool = False
     failures: list[Failure] = field(default_factory=list)
     actors: dict[str, dict] = field(default_factory=dict)
+    timeline: list[dict] = field(default_factory=list)  # one event per finished batch
+    recycled: int = 0
     dashboard_url: str | None = None
 
     @property
@@ -120,6 +123,7 @@ class Driver:
         self.summary = RunSummary()
         self.attempts: dict[str, int] = collections.Counter()
         self.bases: dict[str, str] = {}
+        self._started = time.perf_counter()
 
     # -- inputs ---------------------------------------------------------------
     def plan_inputs(self) -> list[str]:
@@ -151,7 +155,6 @@ class Driver:
 
     # -- results --------------------------------------------------------------
     def _write(self, results: list[FileResult], worker: WorkerInfo | None) -> None:
-        entries = []
         for result in results:
             attempts = max(1, self.attempts.get(result.key, 1))
             outputs: list[str] = []
@@ -171,10 +174,17 @@ class Driver:
                     logger.warning("%s: %s", result.key, warning)
             else:
                 self.summary.failed += 1
-                self.summary.failures.append(result.failure)
+                self.summary.failures.append(dataclasses.replace(result.failure, attempts=attempts))
                 logger.error("FAILED %s", result.failure.one_line())
-            entries.append((result, outputs, attempts, worker))
-        self.manifest.record_batch(entries)
+            self.manifest.record(result, outputs, attempts, worker)
+        self.manifest.sync()
+        if worker is not None and results:
+            self.summary.timeline.append({
+                "actor": worker.actor_name,
+                "t": round(time.perf_counter() - self._started, 3),
+                "files": len(results),
+                "pages": sum(len(r.pages) for r in results),
+            })
 
     def _note_actor(self, worker: WorkerInfo, batch_seconds: float | None) -> None:
         """Per-actor statistics; a new pid under the same name is a restart."""
@@ -186,8 +196,7 @@ class Driver:
         )
         if worker.pid not in stats["pids"]:
             stats["pids"].append(worker.pid)
-            stats["restarts"] = len(stats["pids"]) - 1
-            stats["node"] = worker.node_id
+            stats["node"] = worker.node_id  # a restarted actor may be on another node
         if batch_seconds is not None:
             stats["batches"] += 1
             stats["busy_seconds"] += batch_seconds
@@ -199,7 +208,7 @@ class Driver:
         from ray_ocr.engine.cluster import ray_session, select_embedded_gpus
 
         cfg = self.config
-        started = time.perf_counter()
+        started = self._started = time.perf_counter()
         todo = self.plan_inputs()
         spec = runner_spec(cfg)
         embedded = cfg.address is None and not ray.is_initialized()
@@ -210,7 +219,8 @@ class Driver:
                 self.summary.dashboard_url = cluster.dashboard_url
                 if cluster.dashboard_url:
                     logger.info("Ray dashboard: %s", cluster.dashboard_url)
-                self._dispatch(cluster, spec, todo)
+                with self.manifest:
+                    self._dispatch(cluster, spec, todo)
             self.manifest.write_failures()
         self.summary.seconds = time.perf_counter() - started
         write_summary(cfg, self.summary)
@@ -234,6 +244,7 @@ class Driver:
                 actors, cfg.pipeline.display_name,
                 read=self._read, on_results=self._write, on_actor=self._note_actor,
                 attempts=self.attempts, max_attempts=cfg.max_attempts, stop=stop.event,
+                max_tasks_per_actor=cfg.max_tasks_per_actor, max_actor_memory_mb=cfg.max_actor_memory_mb,
             )
             dispatcher.add_keys(todo, cfg.batch_size)
             try:
@@ -241,6 +252,10 @@ class Driver:
             finally:
                 dispatcher.shutdown()
                 self.summary.interrupted = dispatcher.interrupted
+                self.summary.recycled = dispatcher.recycled
+                for name, deaths in dispatcher.restarts.items():
+                    if name in self.summary.actors:
+                        self.summary.actors[name]["restarts"] = deaths
 
 
 SUMMARY_NAME = "summary.json"
@@ -262,8 +277,17 @@ def write_summary(config: RunConfig, summary: RunSummary) -> None:
         "files_per_second": round(summary.files_per_second, 4),
         "pages_per_second": round(summary.pages / summary.seconds, 4) if summary.seconds else 0.0,
         "interrupted": summary.interrupted,
+        "recycled_actors": summary.recycled,
         "actors": summary.actors,
         "failures": [f.one_line() for f in summary.failures],
+        "failure_records": [dataclasses.asdict(f) for f in summary.failures],
+        "timeline": summary.timeline,
     }
     os.makedirs(config.output_dir, exist_ok=True)
     atomic_write_text(os.path.join(config.output_dir, SUMMARY_NAME), json.dumps(data, indent=2))
+    try:
+        from ray_ocr.report import write_report
+
+        write_report(config.output_dir, data)
+    except Exception as exc:  # noqa: BLE001 - a report problem must not fail a finished run
+        logger.warning("could not write report.html: %s", exc)

@@ -40,6 +40,7 @@ class RunManifest:
         self.output_dir = output_dir
         self.path = os.path.join(output_dir, MANIFEST_NAME)
         self.failures_path = os.path.join(output_dir, FAILURES_NAME)
+        self._handle = None
 
     def last_records(self) -> dict[str, dict]:
         latest: dict[str, dict] = {}
@@ -60,38 +61,45 @@ class RunManifest:
                 done.add(key)
         return done
 
-    def _append(self, path: str, records: list[dict]) -> None:
-        if not records:
-            return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+    def __enter__(self) -> "RunManifest":
+        os.makedirs(self.output_dir, exist_ok=True)
+        self._handle = open(self.path, "a", encoding="utf-8")
+        return self
 
-    def record_batch(self, entries: list[tuple[FileResult, list[str], int, WorkerInfo | None]]) -> None:
-        """Append one record per file: (result, output relpaths, attempts, worker)."""
-        lines = []
-        for result, outputs, attempts, worker in entries:
-            record = {
-                "key": result.key,
-                "status": "done" if result.ok else "failed",
-                "outputs": outputs,
-                "pages": result.page_count if result.page_count is not None else len(result.pages),
-                "attempts": attempts,
-                "seconds": round(result.seconds, 4),
-                "actor": worker.actor_name if worker else None,
-                "node": worker.node_id if worker else None,
-            }
-            if result.warnings:
-                record["warnings"] = list(result.warnings)
-            if result.failure is not None:
-                failure = asdict(result.failure)
-                failure["attempts"] = attempts
-                record["failure"] = failure
-            lines.append(record)
-        self._append(self.path, lines)
+    def __exit__(self, *exc) -> None:
+        self.sync()
+        self._handle.close()
+        self._handle = None
+
+    def record(self, result: FileResult, outputs: list[str], attempts: int, worker: WorkerInfo | None) -> None:
+        """Append the record of one input, right after its outputs are in place.
+
+        Flushed to the OS at once (a killed driver loses nothing written); fsync'ed
+        by ``sync`` once per batch, for machine crashes.
+        """
+        record = {
+            "key": result.key,
+            "status": "done" if result.ok else "failed",
+            "outputs": outputs,
+            "pages": result.page_count if result.page_count is not None else len(result.pages),
+            "attempts": attempts,
+            "seconds": round(result.seconds, 4),
+            "actor": worker.actor_name if worker else None,
+            "node": worker.node_id if worker else None,
+        }
+        if result.warnings:
+            record["warnings"] = list(result.warnings)
+        if result.failure is not None:
+            failure = asdict(result.failure)
+            failure["attempts"] = attempts
+            record["failure"] = failure
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def sync(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
 
     def write_failures(self) -> list[dict]:
         """Rewrite failures.jsonl from the manifest: the inputs whose latest record failed."""

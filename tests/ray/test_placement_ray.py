@@ -21,32 +21,54 @@ def make_images(folder, count, width=32):
     return folder
 
 
-def test_four_instances_on_each_of_four_gpus(ray_cluster, tmp_path):
-    inputs = make_images(tmp_path / "in", 32)
-    summary = ray_ocr.run(
-        STANDIN, str(inputs), str(tmp_path / "out"),
-        device="gpu:0,1,2,3", instances_per_device=4,
-    )
-    assert summary.exit_code == 0 and summary.succeeded == 32
-    actors = summary.actors
-    assert len(actors) == 16
-    for name, info in actors.items():
-        assert len(info["gpu_ids"]) == 1, (name, info)
-        assert info["cuda_visible_devices"] == info["gpu_ids"][0]  # the pipeline sees one GPU
-    per_gpu = collections.Counter(info["gpu_ids"][0] for info in actors.values())
-    assert per_gpu == {"0": 4, "1": 4, "2": 4, "3": 4}
-    # Each actor's pipeline was told gpu:0, i.e. the one GPU it can see.
-    outputs = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("img_*.json")]
-    assert len(outputs) == 32 and {o["device"] for o in outputs} == {"gpu:0"}
-    assert {o["cuda_visible_devices"] for o in outputs} <= {"0", "1", "2", "3"}
-    written = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert len(written["actors"]) == 16
+def start_and_census(ray, device, k, **plan_kwargs):
+    """Start the actors a run would start, wait until each is up, return their WorkerInfo."""
+    from ray_ocr.config import DeviceRequest
+    from ray_ocr.engine.actors import start_actors
+    from ray_ocr.engine.cluster import describe_cluster
+    from ray_ocr.engine.placement import plan_actors
+    from ray_ocr.models.runner import RunnerSpec
+    from ray_ocr.pipelines import resolve_pipeline
+
+    slots = plan_actors("Standin", DeviceRequest.parse(device), describe_cluster(embedded=False), k,
+                        **plan_kwargs)
+    actors = start_actors(slots, RunnerSpec(pipeline=resolve_pipeline(STANDIN)))
+    try:
+        infos = ray.get([a.ready.remote() for a in actors.values()], timeout=120)
+    finally:
+        for actor in actors.values():
+            ray.kill(actor)
+    assert all(error is None for _, error in infos)
+    return [worker for worker, _ in infos]
 
 
-def test_gpus_per_instance_sets_the_fraction(ray_cluster, tmp_path):
-    inputs = make_images(tmp_path / "in", 4)
+def test_four_instances_on_each_of_four_gpus(ray_cluster):
+    workers = start_and_census(ray_cluster, "gpu:0,1,2,3", 4)
+    assert len(workers) == 16 and len({w.actor_name for w in workers}) == 16
+    for w in workers:
+        assert len(w.gpu_ids) == 1 and w.cuda_visible_devices == w.gpu_ids[0]  # sees one GPU
+    assert collections.Counter(w.gpu_ids[0] for w in workers) == {"0": 4, "1": 4, "2": 4, "3": 4}
+    assert len({w.pid for w in workers}) == 16  # one process per pipeline
+
+
+def test_gpus_per_instance_sets_the_fraction(ray_cluster):
+    workers = start_and_census(ray_cluster, "gpu", 1, gpus_per_instance=0.5)
+    assert len(workers) == 4 and all(len(w.gpu_ids) == 1 for w in workers)
+    # Half-GPU actors: Ray may pack two on one GPU, never three.
+    assert max(collections.Counter(w.gpu_ids[0] for w in workers).values()) <= 2
+
+
+def test_a_run_on_gpus_tells_each_pipeline_gpu_0(ray_cluster, tmp_path):
+    inputs = make_images(tmp_path / "in", 24)
     summary = ray_ocr.run(STANDIN, str(inputs), str(tmp_path / "out"), device="gpu",
-                          gpus_per_instance=0.5)
-    assert summary.succeeded == 4
-    assert len(summary.actors) == 4  # one per GPU (K=1), each asking half a GPU
-    assert all(len(info["gpu_ids"]) == 1 for info in summary.actors.values())
+                          instances_per_device=2, pipeline_params={"sleep_seconds": 0.2})
+    assert summary.exit_code == 0 and summary.succeeded == 24
+    outputs = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("img_*.json")]
+    assert len(outputs) == 24 and {o["device"] for o in outputs} == {"gpu:0"}
+    assert {o["cuda_visible_devices"] for o in outputs} <= {"0", "1", "2", "3"}
+    assert 1 <= len(summary.actors) <= 8
+    for info in summary.actors.values():
+        assert len(info["gpu_ids"]) == 1 and info["cuda_visible_devices"] == info["gpu_ids"][0]
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["actors"].keys() == summary.actors.keys()
+    assert sum(e["files"] for e in written["timeline"]) == 24

@@ -36,7 +36,7 @@ def test_poison_file_is_quarantined_and_the_rest_complete(ray_cluster, tmp_path)
     assert done == {f"img_{i:03d}.png": 1 for i in range(10)}  # none written twice
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert [(f["key"], f["stage"], f["attempts"]) for f in failures] == [("poison.png", "crash", 3)]
-    assert sum(a["restarts"] for a in summary.actors.values()) >= 2  # Ray restarted the actors
+    assert sum(a["restarts"] for a in summary.actors.values()) == 3  # one death per try
 
 
 def _actor_pids(class_name="PipelineActor"):
@@ -81,3 +81,23 @@ def test_sigkill_of_a_real_ocr_actor_mid_run(ray_cluster, tmp_path):
     done = collections.Counter(r["key"] for r in manifest_records(out) if r["status"] == "done")
     assert done == {n: 1 for n in names}
     assert sum(a["restarts"] for a in summary.actors.values()) == 1
+
+
+def test_actors_are_recycled_after_n_tasks(ray_cluster, tmp_path):
+    inputs = make_images(tmp_path / "in", 8)
+    out = tmp_path / "out"
+    summary = ray_ocr.run(STANDIN, str(inputs), str(out), device="cpu", max_tasks_per_actor=2)
+    assert summary.succeeded == 8 and summary.exit_code == 0
+    assert summary.recycled == 3  # after tasks 2, 4, 6 (not after the last)
+    pids = [json.loads(p.read_text())["pid"] for p in sorted(out.glob("img_*.json"))]
+    assert len(set(pids)) == 4  # each process did two files
+    done = collections.Counter(r["key"] for r in manifest_records(out) if r["status"] == "done")
+    assert set(done.values()) == {1} and len(done) == 8
+    assert all(r["attempts"] == 1 for r in manifest_records(out))  # recycling is not a retry
+
+
+def test_actors_are_recycled_above_a_memory_threshold(ray_cluster, tmp_path):
+    inputs = make_images(tmp_path / "in", 3)
+    summary = ray_ocr.run(STANDIN, str(inputs), str(tmp_path / "out"), device="cpu",
+                          max_actor_memory_mb=1)  # any real process is above 1 MB
+    assert summary.succeeded == 3 and summary.recycled >= 2
