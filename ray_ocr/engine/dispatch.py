@@ -40,8 +40,9 @@ class BatchDispatcher:
         pipeline_name: str,
         *,
         read: Callable[[str], InputItem | FileResult],
+        on_batch: Callable[[BatchResult], None],
         on_results: Callable[[list[FileResult], WorkerInfo | None], None],
-        on_actor: Callable[[WorkerInfo, float | None], None],
+        on_actor: Callable[[WorkerInfo], None],
         attempts: dict[str, int],
         max_attempts: int,
         stop: threading.Event | None = None,
@@ -55,6 +56,7 @@ class BatchDispatcher:
         self.restarts: collections.Counter = collections.Counter()  # actor name -> process deaths
         self.pipeline_name = pipeline_name
         self.read = read
+        self.on_batch = on_batch
         self.on_results = on_results
         self.on_actor = on_actor
         self.attempts = attempts
@@ -118,7 +120,7 @@ class BatchDispatcher:
                 self.waiting_ready[actor.ready.remote()] = actor
                 continue
             self.old_pid.pop(actor, None)
-            self.on_actor(worker, None)
+            self.on_actor(worker)
             try:
                 self.pool.push(actor)
             except ValueError:
@@ -210,8 +212,7 @@ class BatchDispatcher:
         if entry is None:
             return  # already retried as a failure
         actor = entry[1]
-        self.on_actor(result.worker, result.seconds)
-        self.on_results(list(result.files), result.worker)
+        self.on_batch(result)
         self._maybe_recycle(actor, result)
 
     def _maybe_recycle(self, actor, result: BatchResult) -> None:

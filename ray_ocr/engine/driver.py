@@ -28,7 +28,7 @@ from ray_ocr.io.discovery import list_inputs
 from ray_ocr.io.outputs import assign_output_bases, atomic_write_text, output_relpath, safe_join
 from ray_ocr.io.documents import DEFAULT_MAX_IMAGE_PIXELS
 from ray_ocr.models.runner import RunnerSpec
-from ray_ocr.records import Failure, FileResult, InputItem, WorkerInfo
+from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, WorkerInfo
 
 logger = logging.getLogger(__name__)
 
@@ -178,25 +178,31 @@ class Driver:
                 logger.error("FAILED %s", result.failure.one_line())
             self.manifest.record(result, outputs, attempts, worker)
         self.manifest.sync()
-        if worker is not None and results:
-            self.summary.timeline.append({
-                "actor": worker.actor_name,
-                "t": round(time.perf_counter() - self._started, 3),
-                "files": len(results),
-                "pages": sum(len(r.pages) for r in results),
-            })
 
-    def _note_actor(self, worker: WorkerInfo, batch_seconds: float | None) -> None:
+    def _on_batch(self, result: BatchResult) -> None:
+        self._note_actor(result.worker, result.seconds)
+        self._write(list(result.files), result.worker)
+        self.summary.timeline.append({
+            "actor": result.worker.actor_name,
+            "t": round(time.perf_counter() - self._started, 3),
+            "files": len(result.files),
+            "pages": sum(len(f.pages) for f in result.files),
+            "rss_mb": round(result.rss_mb, 1),
+        })
+
+    def _note_actor(self, worker: WorkerInfo, batch_seconds: float | None = None) -> None:
         """Per-actor statistics; a new pid under the same name is a restart."""
         stats = self.summary.actors.setdefault(
             worker.actor_name,
-            {"node": worker.node_id, "gpu_ids": list(worker.gpu_ids),
+            {"node": worker.node_id, "nodes": [], "gpu_ids": list(worker.gpu_ids),
              "cuda_visible_devices": worker.cuda_visible_devices, "batches": 0,
              "busy_seconds": 0.0, "pids": [], "restarts": 0},
         )
         if worker.pid not in stats["pids"]:
             stats["pids"].append(worker.pid)
             stats["node"] = worker.node_id  # a restarted actor may be on another node
+        if worker.node_id not in stats["nodes"]:
+            stats["nodes"].append(worker.node_id)
         if batch_seconds is not None:
             stats["batches"] += 1
             stats["busy_seconds"] += batch_seconds
@@ -242,7 +248,7 @@ class Driver:
         with _StopFlag() as stop:
             dispatcher = BatchDispatcher(
                 actors, cfg.pipeline.display_name,
-                read=self._read, on_results=self._write, on_actor=self._note_actor,
+                read=self._read, on_batch=self._on_batch, on_results=self._write, on_actor=self._note_actor,
                 attempts=self.attempts, max_attempts=cfg.max_attempts, stop=stop.event,
                 max_tasks_per_actor=cfg.max_tasks_per_actor, max_actor_memory_mb=cfg.max_actor_memory_mb,
             )
