@@ -17,4 +17,11 @@ def run(pipeline: str, input_dir: str, output_dir: str = "output", **options):
     return _run(pipeline, input_dir, output_dir, **options)
 
 
-__all__ = ["DeviceRequest", "ModelUnavailableError", "RunConfig", "UsageError", "run", "__version__"]
+def predict(pipeline: str, inputs, **options):
+    """Yield results as they finish, writing nothing; see :func:`ray_ocr.api.predict`."""
+    from ray_ocr.api import predict as _predict
+
+    return _predict(pipeline, inputs, **options)
+
+
+__all__ = ["DeviceRequest", "ModelUnavailableError", "RunConfig", "UsageError", "predict", "run", "__version__"]

@@ -1,20 +1,117 @@
-"""The library entry points; the CLI is a thin layer over these."""
+"""The library entry points; the CLI is a thin layer over ``run``."""
 
 from __future__ import annotations
 
-from typing import Any
+import collections
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
 
 from ray_ocr.config import RunConfig
+from ray_ocr.records import Failure
 
 
 def run(pipeline: str, input_dir: str, output_dir: str = "output", **options: Any):
     """Run `pipeline` over `input_dir`, write JSONs to `output_dir`, return a RunSummary.
 
     Options are those of RunConfig.build (device, instances_per_device, batch_size,
-    pipeline_params, predict_params, address, ...). Uses the Ray this process has
-    joined, if any; else starts an embedded one for the run.
+    pipeline_params, predict_params, address, save, ...). Uses the Ray this process
+    has joined, if any; else starts an embedded one for the run.
     """
     from ray_ocr.engine.driver import Driver
 
     config = RunConfig.build(pipeline=pipeline, input_dir=input_dir, output_dir=output_dir, **options)
     return Driver(config).run()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One page's result (or one input's failure), as ``predict`` yields them."""
+
+    input_path: str
+    page_index: int | None
+    data: dict | None  # what save_to_json would write, parsed
+    failure: Failure | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def predict(
+    pipeline: str,
+    inputs: str | Iterable[str],
+    *,
+    device: str | None = None,
+    instances_per_device: int = 1,
+    gpus_per_instance: float | None = None,
+    cpus_per_instance: float | None = None,
+    batch_size: int = 1,
+    address: str | None = None,
+    pipeline_params: dict | None = None,
+    predict_params: dict | None = None,
+    input_glob_pattern: str = "*",
+    max_attempts: int = 3,
+) -> Iterator[Prediction]:
+    """Yield results as the actors finish them (unordered); no file is written.
+
+    `inputs` is a folder (with `input_glob_pattern`) or an iterable of file paths.
+    For notebooks: ``for p in ray_ocr.predict("OCR", paths): print(p.data["rec_texts"])``.
+    """
+    import ray
+
+    from ray_ocr.config import DeviceRequest, _frozen
+    from ray_ocr.engine.actors import start_actors
+    from ray_ocr.engine.cluster import ray_session, select_embedded_gpus
+    from ray_ocr.engine.dispatch import BatchDispatcher
+    from ray_ocr.engine.manifest import failure_for
+    from ray_ocr.engine.placement import plan_actors
+    from ray_ocr.io.discovery import list_inputs
+    from ray_ocr.models.runner import RunnerSpec
+    from ray_ocr.pipelines import resolve_pipeline
+    from ray_ocr.records import FileResult, InputItem
+
+    ref = resolve_pipeline(pipeline)
+    dev = DeviceRequest.parse(device)
+    if isinstance(inputs, (str, os.PathLike)) and os.path.isdir(inputs):
+        paths = [os.path.join(inputs, k) for k in list_inputs(str(inputs), input_glob_pattern)]
+    else:
+        paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    paths = [os.path.abspath(p) for p in paths]
+    spec = RunnerSpec(pipeline=ref, init_params=_frozen(pipeline_params), predict_params=_frozen(predict_params))
+    ready: collections.deque[Prediction] = collections.deque()
+
+    def read(path: str):
+        try:
+            with open(path, "rb") as handle:
+                return InputItem(key=path, source_path=path, data=handle.read())
+        except OSError as exc:
+            return FileResult(key=path, failure=failure_for(path, "read", exc))
+
+    def on_results(results, _worker=None):
+        for result in results:
+            if not result.ok:
+                ready.append(Prediction(result.key, None, None, result.failure))
+            for page in result.pages:
+                ready.append(Prediction(result.key, page.page_index, json.loads(page.json_text)))
+
+    embedded = address is None and not ray.is_initialized()
+    gpu_ids = select_embedded_gpus(dev) if embedded else None
+    with ray_session(address, gpu_ids) as cluster:
+        slots = plan_actors(ref.display_name, dev, cluster, instances_per_device, gpus_per_instance,
+                            cpus_per_instance)
+        dispatcher = BatchDispatcher(
+            start_actors(slots, spec), ref.display_name, read=read,
+            on_batch=lambda batch: on_results(batch.files), on_results=on_results,
+            on_actor=lambda worker: None, attempts={}, max_attempts=max_attempts,
+        )
+        dispatcher.add_keys(paths, batch_size)
+        try:
+            for _ in dispatcher.steps():
+                while ready:
+                    yield ready.popleft()
+            while ready:
+                yield ready.popleft()
+        finally:
+            dispatcher.shutdown()

@@ -70,6 +70,30 @@ def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, Any]:
     return parsed
 
 
+SAVE_KINDS = ("json", "markdown", "img")
+# paddleocr pipelines whose results have save_to_markdown.
+MARKDOWN_PIPELINES = {"PPStructureV3", "PaddleOCRVL", "PPDocTranslation"}
+
+
+def parse_save(save: str | tuple[str, ...] | None, pipeline: PipelineRef) -> tuple[str, ...]:
+    """``--save markdown,img``: outputs beyond the JSON (which is always written)."""
+    if not save:
+        return ()
+    items = save.split(",") if isinstance(save, str) else list(save)
+    kinds = []
+    for item in (i.strip().lower() for i in items):
+        if item not in SAVE_KINDS:
+            raise UsageError(f"--save {item!r}: expected a comma list of {', '.join(SAVE_KINDS)}")
+        if item != "json" and item not in kinds:
+            kinds.append(item)
+    if "markdown" in kinds and pipeline.is_paddleocr and pipeline.class_name not in MARKDOWN_PIPELINES:
+        raise UsageError(
+            f"--save markdown: the {pipeline.display_name} pipeline has no markdown output "
+            f"(pipelines with markdown: {', '.join(sorted(MARKDOWN_PIPELINES))})"
+        )
+    return tuple(kinds)
+
+
 def load_params_file(path: str | None) -> dict[str, Any]:
     """Constructor arguments from a YAML mapping (``--params_file``)."""
     if path is None:
@@ -77,7 +101,7 @@ def load_params_file(path: str | None) -> dict[str, Any]:
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(os.path.expanduser(path), encoding="utf-8") as handle:
             loaded = yaml.safe_load(handle)
     except OSError as exc:
         raise UsageError(f"--params_file {path}: {exc.strerror}") from None
@@ -117,6 +141,8 @@ class RunConfig:
     pdf_password: str | None = None
     max_tasks_per_actor: int = 0
     max_actor_memory_mb: float = 0
+    progress_interval: float = 30.0  # seconds between progress lines in logs; < 0: none
+    save: tuple[str, ...] = ()  # outputs beyond JSON: "markdown", "img"
     verbose: bool = False
 
     @classmethod
@@ -142,10 +168,15 @@ class RunConfig:
         pdf_password: str | None = None,
         max_tasks_per_actor: int = 0,
         max_actor_memory_mb: float = 0,
+        progress_interval: float = 30.0,
+        save: str | tuple[str, ...] | None = None,
         verbose: bool = False,
     ) -> "RunConfig":
         """Validate user input and return a config; raises UsageError with one line."""
         ref = resolve_pipeline(pipeline)
+        input_dir, output_dir = os.path.expanduser(input_dir), os.path.expanduser(output_dir)
+        if pipeline_config is not None:
+            pipeline_config = os.path.expanduser(pipeline_config)
         if not os.path.exists(input_dir):
             raise UsageError(f"--input_dir {input_dir}: no such directory")
         if not os.path.isdir(input_dir):
@@ -170,6 +201,7 @@ class RunConfig:
             raise UsageError(f"--input_glob_pattern {input_glob_pattern!r}: must be a relative pattern")
         if pipeline_config is not None and not os.path.isfile(pipeline_config):
             raise UsageError(f"--pipeline_config {pipeline_config}: no such file")
+        saves = parse_save(save, ref)
         dev = DeviceRequest.parse(device)
         if dev.kind == "cpu" and gpus_per_instance is not None:
             raise UsageError("--gpus_per_instance needs a GPU --device")
@@ -193,6 +225,8 @@ class RunConfig:
             pdf_password=pdf_password,
             max_tasks_per_actor=max_tasks_per_actor,
             max_actor_memory_mb=max_actor_memory_mb,
+            progress_interval=progress_interval,
+            save=saves,
             verbose=verbose,
         )
 

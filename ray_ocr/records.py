@@ -26,10 +26,13 @@ class InputItem:
 
 @dataclass(frozen=True)
 class PageOutput:
-    """One result of a pipeline: the JSON text that ``save_to_json`` writes."""
+    """One result of a pipeline: the JSON text that ``save_to_json`` writes, and the
+    files ``save_to_markdown`` / ``save_to_img`` wrote when asked (name as PaddleX
+    gave it, bytes)."""
 
     page_index: int | None
     json_text: str
+    extras: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="argument to predict() (repeatable; YAML scalar value)")
     p.add_argument("--pipeline_config", default=None,
                    help="PaddleX pipeline YAML, passed as paddlex_config")
+    p.add_argument("--save", default=None, metavar="KINDS",
+                   help="outputs beyond JSON (always written): markdown (PPStructureV3, PaddleOCRVL), "
+                        "img (the result's visualisations), e.g. --save markdown,img")
     p.add_argument("--overwrite", action="store_true",
                    help="redo inputs that an earlier run finished (default: skip them)")
     p.add_argument("--max_attempts", type=int, default=3,
@@ -68,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "on long runs (default 0: never)")
     p.add_argument("--max_actor_memory_mb", type=float, default=0,
                    help="restart an actor's process once its resident memory exceeds this (default 0: never)")
+    p.add_argument("--progress_interval", type=float, default=30.0,
+                   help="when stderr is not a terminal, a progress line every this many seconds "
+                        "(default 30; -1: none). On a terminal: a progress bar")
     p.add_argument("--verbose", action="store_true", help="show Ray and PaddleX logs")
     return p
 
@@ -110,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             pdf_password=args.pdf_password,
             max_tasks_per_actor=args.max_tasks_per_actor,
             max_actor_memory_mb=args.max_actor_memory_mb,
+            progress_interval=args.progress_interval,
+            save=args.save,
             verbose=args.verbose,
         )
         from ray_ocr.engine.driver import Driver, SetupError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,10 +113,20 @@ def prepare_client_auth() -> None:
     """Clusters started by ``ray start`` (Ray >= 2.60) require token auth from clients.
 
     When the user has not chosen a mode and a token is present, use it; this never
-    turns authentication off.
+    turns authentication off. Ray reads RAY_AUTH_MODE when it is imported, so an
+    already imported Ray is told to read its configuration again (as Ray's own
+    token setup does).
     """
-    if os.environ.get("RAY_AUTH_MODE") is None and _token_available():
-        os.environ["RAY_AUTH_MODE"] = "token"
+    if os.environ.get("RAY_AUTH_MODE") is not None or not _token_available():
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    if "ray" in sys.modules:
+        try:
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except Exception as exc:  # noqa: BLE001 - private API; the env var still helps workers
+            logger.debug("could not refresh Ray's config for token auth: %s", exc)
 
 
 def describe_cluster(embedded: bool) -> ClusterInfo:

@@ -16,7 +16,7 @@ import collections
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, WorkerInfo
 
@@ -247,6 +247,12 @@ class BatchDispatcher:
 
     def run(self) -> None:
         """Until every batch is done (or stopped): dispatch, collect, recover."""
+        for _ in self.steps():
+            pass
+
+    def steps(self) -> Iterator[None]:
+        """The dispatch loop, one iteration per step (at least one a second), so a
+        caller can consume results as they come (``ray_ocr.predict``) or show progress."""
         self._admit_ready(block=True)
         while self.pending or self.pool.has_next():
             if self.stop.is_set() and self.pending:
@@ -260,6 +266,7 @@ class BatchDispatcher:
             self._dispatch_pending()
             if self.pool.has_next():
                 self._collect_one(timeout=1.0)
+            yield
 
     def shutdown(self) -> None:
         import ray

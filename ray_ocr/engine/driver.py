@@ -25,7 +25,14 @@ from ray_ocr.engine.dispatch import SetupError  # noqa: F401 - re-exported for t
 from ray_ocr.engine.manifest import RunManifest, failure_for
 from ray_ocr.errors import UsageError
 from ray_ocr.io.discovery import list_inputs
-from ray_ocr.io.outputs import assign_output_bases, atomic_write_text, output_relpath, safe_join
+from ray_ocr.io.outputs import (
+    assign_output_bases,
+    atomic_write_bytes,
+    atomic_write_text,
+    extra_output_relpath,
+    output_relpath,
+    safe_join,
+)
 from ray_ocr.io.documents import DEFAULT_MAX_IMAGE_PIXELS
 from ray_ocr.models.runner import RunnerSpec
 from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, WorkerInfo
@@ -89,6 +96,7 @@ def runner_spec(config: RunConfig) -> RunnerSpec:
         paddlex_config=_load_pipeline_config(config.pipeline_config),
         max_image_pixels=config.max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS,
         pdf_password=config.pdf_password,
+        save=config.save,
     )
 
 
@@ -124,6 +132,8 @@ class Driver:
         self.attempts: dict[str, int] = collections.Counter()
         self.bases: dict[str, str] = {}
         self._started = time.perf_counter()
+        self.progress = None
+        self.metrics = None
 
     # -- inputs ---------------------------------------------------------------
     def plan_inputs(self) -> list[str]:
@@ -155,13 +165,19 @@ class Driver:
 
     # -- results --------------------------------------------------------------
     def _write(self, results: list[FileResult], worker: WorkerInfo | None) -> None:
+        failed_before, pages_before = self.summary.failed, self.summary.pages
         for result in results:
             attempts = max(1, self.attempts.get(result.key, 1))
             outputs: list[str] = []
             if result.ok:
                 try:
                     for page in result.pages:
-                        rel = output_relpath(self.bases[result.key], page.page_index)
+                        base = self.bases[result.key]
+                        for produced, data in page.extras:
+                            rel = extra_output_relpath(base, page.page_index, result.key, produced)
+                            atomic_write_bytes(safe_join(self.config.output_dir, rel), data)
+                            outputs.append(rel)
+                        rel = output_relpath(base, page.page_index)
                         atomic_write_text(safe_join(self.config.output_dir, rel), page.json_text)
                         outputs.append(rel)
                 except (OSError, ValueError) as exc:
@@ -178,9 +194,16 @@ class Driver:
                 logger.error("FAILED %s", result.failure.one_line())
             self.manifest.record(result, outputs, attempts, worker)
         self.manifest.sync()
+        if self.metrics is not None:
+            self.metrics.record_files(results, worker.node_id if worker else None)
+        if self.progress is not None:
+            self.progress.update(len(results), self.summary.pages - pages_before,
+                                 self.summary.failed - failed_before)
 
     def _on_batch(self, result: BatchResult) -> None:
         self._note_actor(result.worker, result.seconds)
+        if self.metrics is not None:
+            self.metrics.record_batch(result)
         self._write(list(result.files), result.worker)
         self.summary.timeline.append({
             "actor": result.worker.actor_name,
@@ -227,6 +250,8 @@ class Driver:
                     logger.info("Ray dashboard: %s", cluster.dashboard_url)
                 with self.manifest:
                     self._dispatch(cluster, spec, todo)
+                if cfg.address and self.metrics is not None:
+                    self._flush_metrics()
             self.manifest.write_failures()
         self.summary.seconds = time.perf_counter() - started
         write_summary(cfg, self.summary)
@@ -245,6 +270,10 @@ class Driver:
         actors = start_actors(slots, spec)
         logger.info("started %d %s actor(s) on %d node(s)", len(actors), cfg.pipeline.display_name,
                     len(cluster.nodes))
+        from ray_ocr.engine.progress import Progress
+
+        self.progress = Progress(len(todo), interval=cfg.progress_interval, enabled=cfg.progress_interval >= 0)
+        self.metrics = _start_metrics(cfg.pipeline.display_name)
         with _StopFlag() as stop:
             dispatcher = BatchDispatcher(
                 actors, cfg.pipeline.display_name,
@@ -254,14 +283,38 @@ class Driver:
             )
             dispatcher.add_keys(todo, cfg.batch_size)
             try:
-                dispatcher.run()
+                for _ in dispatcher.steps():
+                    self.progress.tick()
+                    if self.metrics is not None:
+                        self.metrics.set_in_flight(len(dispatcher.in_flight))
             finally:
+                self.progress.close()
                 dispatcher.shutdown()
                 self.summary.interrupted = dispatcher.interrupted
                 self.summary.recycled = dispatcher.recycled
                 for name, deaths in dispatcher.restarts.items():
                     if name in self.summary.actors:
                         self.summary.actors[name]["restarts"] = deaths
+
+
+    def _flush_metrics(self) -> None:
+        """The cluster outlives this driver: let its last counts reach the exporter."""
+        from ray_ocr.engine.metrics import export_interval_seconds
+
+        self.metrics.set_in_flight(0)
+        wait = export_interval_seconds() + 0.5
+        logger.info("waiting %.0f s for the last metrics to reach the Ray metrics export", wait)
+        time.sleep(wait)
+
+
+def _start_metrics(pipeline: str):
+    try:
+        from ray_ocr.engine.metrics import RunMetrics
+
+        return RunMetrics(pipeline)
+    except Exception as exc:  # noqa: BLE001 - metrics are an aid; never fail a run for them
+        logger.debug("no Ray metrics: %s", exc)
+        return None
 
 
 SUMMARY_NAME = "summary.json"

@@ -55,6 +55,21 @@ def output_relpath(base: str, page_index: int | None) -> str:
     return f"{base}.json" if page_index is None else f"{base}_{page_index}.json"
 
 
+def extra_output_relpath(base: str, page_index: int | None, input_key: str, produced: str) -> str:
+    """Name for a file a result saver produced (``x_ocr_res_img.png``, ``x.md``,
+    ``imgs/...``): the input's stem is replaced by this output's base, so images and
+    markdown follow the JSON naming; files in sub-folders keep their relative path."""
+    stem = PurePosixPath(input_key).stem
+    folder = PurePosixPath(base).parent
+    if "/" not in produced and produced.startswith(stem):
+        rest = produced[len(stem):]
+        page = "" if page_index is None else f"_{page_index}"
+        if page and rest.startswith(page) and rest[len(page):][:1] in ("_", "."):
+            rest = rest[len(page):]  # PaddleX names some page outputs <stem>_<page>_...
+        return f"{base}{page}{rest}"
+    return (folder / produced).as_posix() if str(folder) != "." else produced
+
+
 def safe_join(root: str, relpath: str) -> str:
     """Join and refuse anything that would land outside `root`."""
     root_abs = os.path.abspath(root)

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 from ray_ocr.io.documents import (
@@ -49,6 +50,7 @@ class RunnerSpec:
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
     pdf_password: str | None = None
     seed_models: bool = True
+    save: tuple[str, ...] = ()  # beyond JSON: "markdown", "img"
 
     def constructor_kwargs(self) -> dict[str, Any]:
         from ray_ocr.models.paddle_compat import cpu_pipeline_overrides
@@ -167,8 +169,27 @@ class PipelineRunner:
             # The pipeline saw an array; restore what a call on the file would record.
             result["input_path"] = source_path
             result["page_index"] = page_index
-            outputs.append(PageOutput(page_index, self._json_text(result)))
+            outputs.append(PageOutput(page_index, self._json_text(result), self._extra_files(result)))
         return outputs
+
+    _SAVERS = {"markdown": "save_to_markdown", "img": "save_to_img"}
+
+    def _extra_files(self, result) -> tuple[tuple[str, bytes], ...]:
+        """What the result's own savers write, collected from a scratch folder."""
+        files = []
+        for kind in self.spec.save:
+            saver = getattr(result, self._SAVERS[kind], None)
+            if saver is None:
+                raise ValueError(f"{type(result).__name__} has no {self._SAVERS[kind]} (--save {kind})")
+            folder = Path(tempfile.mkdtemp(dir=self._scratch))
+            try:
+                saver(str(folder))
+                for path in sorted(folder.rglob("*")):
+                    if path.is_file():
+                        files.append((path.relative_to(folder).as_posix(), path.read_bytes()))
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        return tuple(files)
 
     def _json_text(self, result) -> str:
         """Exactly the text ``result.save_to_json(path)`` writes."""

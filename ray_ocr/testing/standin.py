@@ -32,7 +32,7 @@ class SchedulingTestPipeline:
             os._exit(17)
         if self.sleep_seconds:
             time.sleep(self.sleep_seconds)
-        yield {
+        yield StandinResult({
             "input_path": None,
             "page_index": None,
             "width": int(width),
@@ -41,4 +41,17 @@ class SchedulingTestPipeline:
             "cpu_threads": self.cpu_threads,
             "pid": os.getpid(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        }
+        })
+
+
+class StandinResult(dict):
+    """A dict result with PaddleX's saver shape, to test how ray_ocr names and writes
+    what savers produce (``--save markdown``): a markdown file and an image it links."""
+
+    def save_to_markdown(self, save_path: str) -> None:
+        stem = os.path.splitext(os.path.basename(self["input_path"] or "result"))[0]
+        os.makedirs(os.path.join(save_path, "imgs"), exist_ok=True)
+        with open(os.path.join(save_path, f"{stem}.md"), "w", encoding="utf-8") as handle:
+            handle.write(f"# {stem}\n\n{self['width']}x{self['height']}\n\n![crop](imgs/{stem}_crop.txt)\n")
+        with open(os.path.join(save_path, "imgs", f"{stem}_crop.txt"), "w") as handle:
+            handle.write("crop")

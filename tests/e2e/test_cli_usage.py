@@ -38,6 +38,8 @@ CASES = [
     (["--input_dir", "{t}/in", "--pipeline_config", "{t}/nope.yaml"], "no such file"),
     (["--input_dir", "{t}/in", "--no_such_flag"], "unrecognized"),
     (["--input_dir", "{t}/in", "--params_file", "{t}/file.txt"], "expected a mapping"),
+    (["--input_dir", "{t}/in", "--save", "markdown"], "no markdown output"),
+    (["--input_dir", "{t}/in", "--save", "docx"], "expected a comma list"),
 ]
 
 

@@ -79,3 +79,16 @@ def test_params_file(tmp_path):
             load_params_file(str(bad))
     with pytest.raises(UsageError, match="No such file"):
         load_params_file(str(tmp_path / "missing.yaml"))
+
+
+def test_save_kinds(tmp_path):
+    from ray_ocr.config import parse_save
+    from ray_ocr.pipelines import resolve_pipeline
+
+    assert parse_save("markdown,img", resolve_pipeline("PPStructureV3")) == ("markdown", "img")
+    assert parse_save("json,img,img", resolve_pipeline("OCR")) == ("img",)
+    assert parse_save(None, resolve_pipeline("OCR")) == ()
+    with pytest.raises(UsageError, match="no markdown output"):
+        parse_save("markdown", resolve_pipeline("SealRecognition"))
+    with pytest.raises(UsageError, match="expected a comma list"):
+        parse_save("pdf", resolve_pipeline("OCR"))

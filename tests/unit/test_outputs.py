@@ -45,3 +45,15 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_text(str(target), '{"a": 2}')
     assert target.read_text() == '{"a": 2}'
     assert os.listdir(target.parent) == ["out.json"]
+
+
+def test_saver_outputs_follow_the_json_naming():
+    from ray_ocr.io.outputs import extra_output_relpath
+
+    assert extra_output_relpath("a/x", None, "a/x.jpg", "x_ocr_res_img.png") == "a/x_ocr_res_img.png"
+    assert extra_output_relpath("a/doc", 2, "a/doc.pdf", "doc_ocr_res_img.png") == "a/doc_2_ocr_res_img.png"
+    assert extra_output_relpath("a/doc", 2, "a/doc.pdf", "doc_2_ocr_res_img.png") == "a/doc_2_ocr_res_img.png"
+    assert extra_output_relpath("a/doc_2", None, "a/doc_2.jpg", "doc_2_x.jpg") == "a/doc_2_x.jpg"
+    assert extra_output_relpath("x.png", None, "x.png", "x.md") == "x.png.md"  # a clash-renamed base
+    assert extra_output_relpath("a/x", None, "a/x.jpg", "imgs/crop_1.jpg") == "a/imgs/crop_1.jpg"
+    assert extra_output_relpath("x", 0, "x.pdf", "imgs/c.jpg") == "imgs/c.jpg"
