@@ -377,13 +377,14 @@ def test_cli_joins_a_token_auth_head_and_exports_metrics(two_node_cluster, tmp_p
     inputs = copy_docs(tmp_path / "in", names)
     out = tmp_path / "out"
     env = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_MODE"}
+    before = _metric_total(cluster, "ray_ocr_files_done")  # earlier runs on this cluster count too
     proc = subprocess.Popen(
         [sys.executable, "-m", "ray_ocr.run", "--pipeline", "OCR", "--input_dir", str(inputs),
          "--output_dir", str(out), "--device", "cpu", "--address", f"127.0.0.1:{cluster.gcs_port}",
          *cli_params(MOBILE_OCR_PARAMS)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    seen_while_running = 0.0
+    seen_while_running = before
     while proc.poll() is None:
         seen_while_running = max(seen_while_running, _metric_total(cluster, "ray_ocr_files_done"))
         time.sleep(0.5)
@@ -391,6 +392,9 @@ def test_cli_joins_a_token_auth_head_and_exports_metrics(two_node_cluster, tmp_p
     assert proc.returncode == 0, stderr[-3000:]
     assert "ray_ocr: 4 files" in stdout
     assert len(list(out.glob("*.json"))) == len(names) + 1  # + summary.json
-    assert seen_while_running == len(names)  # every file counted before the driver left
+    assert seen_while_running - before == len(names)  # every file counted before the driver left
+    time.sleep(2)
+    assert _metric_total(cluster, "ray_ocr_files_done") - before == len(names)  # and kept after
+    assert _metric_total(cluster, "ray_ocr_pages_done") >= len(names)
     pages_text = "".join(_scrape(p) for p in cluster.metrics_ports)
     assert "ray_ocr_batch_seconds" in pages_text and "ray_ocr_batches_in_flight" in pages_text
