@@ -102,7 +102,7 @@ def predict(
         slots = plan_actors(ref.display_name, dev, cluster, instances_per_device, gpus_per_instance,
                             cpus_per_instance)
         dispatcher = BatchDispatcher(
-            start_actors(slots, spec), ref.display_name, read=read,
+            start_actors(slots, spec, ship_models=not cluster.embedded), ref.display_name, read=read,
             on_batch=lambda batch: on_results(batch.files), on_results=on_results,
             on_actor=lambda worker: None, attempts={}, max_attempts=max_attempts,
         )

@@ -20,7 +20,9 @@ class PipelineActor:
     the driver can print one line instead of Ray's remote traceback.
     """
 
-    def __init__(self, spec: RunnerSpec, name: str):
+    def __init__(self, spec: RunnerSpec, name: str, models=None):
+        import dataclasses
+
         import ray
 
         from ray_ocr.models.runner import PipelineRunner
@@ -37,6 +39,11 @@ class PipelineActor:
         self._build_error: str | None = None
         self._runner = None
         try:
+            if models:  # the driver's models, for nodes that cannot download them
+                from ray_ocr.models.model_bundle import install_bundle
+
+                local_dirs = install_bundle(models)
+                spec = dataclasses.replace(spec, init_params=tuple({**dict(spec.init_params), **local_dirs}.items()))
             self._runner = PipelineRunner(spec)
         except Exception as exc:
             text = str(exc).strip() or repr(exc)
@@ -60,7 +67,8 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -1) -> dict:
+def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -1,
+                 ship_models: bool = False) -> dict:
     """Start one actor per slot. Ray restarts a dead actor (``max_restarts``); the
     driver, not Ray, retries its batch, so it can count attempts per file."""
     import dataclasses
@@ -69,6 +77,12 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     remote_cls = ray.remote(PipelineActor)
+    models = None
+    if ship_models:
+        from ray_ocr.models.model_bundle import collect_bundle
+
+        bundle = collect_bundle(dict(spec.init_params), spec.paddlex_config)
+        models = ray.put(bundle) if bundle else None
     actors = {}
     for slot in slots:
         options = dict(
@@ -81,5 +95,5 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
         if slot.node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(slot.node_id, soft=True)
         slot_spec = dataclasses.replace(spec, device=slot.device, cpu_threads=slot.cpu_threads)
-        actors[slot.name] = remote_cls.options(**options).remote(slot_spec, slot.name)
+        actors[slot.name] = remote_cls.options(**options).remote(slot_spec, slot.name, models)
     return actors

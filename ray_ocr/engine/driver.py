@@ -267,7 +267,8 @@ class Driver:
             cfg.pipeline.display_name, cfg.device, cluster,
             cfg.instances_per_device, cfg.gpus_per_instance, cfg.cpus_per_instance,
         )
-        actors = start_actors(slots, spec)
+        # One machine shares one disk; a cluster's workers get the driver's models.
+        actors = start_actors(slots, spec, ship_models=not cluster.embedded)
         logger.info("started %d %s actor(s) on %d node(s)", len(actors), cfg.pipeline.display_name,
                     len(cluster.nodes))
         from ray_ocr.engine.progress import Progress

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ray_ocr.errors import ModelUnavailableError
 
@@ -51,37 +51,47 @@ def bundled_model_dirs() -> dict[str, Path]:
     }
 
 
-def install_model_dir(name: str, source: Path, target_root: Path | None = None) -> bool:
-    """Copy one model folder into the cache, atomically; False if already there.
+def publish_dir(target: Path, fill: Callable[[Path], None]) -> bool:
+    """Create folder `target` atomically: `fill` a temporary sibling, then rename it.
 
-    The copy goes to a temporary sibling first and is renamed into place, so a
-    concurrent actor on the same node never sees a half-copied model.
+    A concurrent actor on the same node never sees a half-written model; if another
+    one won the race, its complete copy stays. False if `target` already existed.
     """
-    target_root = target_root or official_models_dir()
-    target = target_root / name
     if target.exists():
         return False
-    target_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target_root))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        for entry in source.iterdir():
-            if entry.is_file():
-                shutil.copy2(entry, tmp / entry.name)
+        fill(tmp)
         try:
             os.rename(tmp, target)
         except OSError:
             if not target.exists():
                 raise
-            return False  # another actor won the race; its copy is complete
+            return False
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("seeded PaddleX model %s into %s", name, target)
     return True
 
 
+def install_model_dir(name: str, source: Path, target_root: Path | None = None) -> bool:
+    """Copy one model folder into the cache (atomically); False if already there."""
+    target = (target_root or official_models_dir()) / name
+    copied = publish_dir(target, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
+    if copied:
+        logger.info("seeded PaddleX model %s into %s", name, target)
+    return copied
+
+
 def seed_bundled_models() -> list[str]:
-    """Copy every bundled model missing from the PaddleX cache; return their names."""
+    """Copy every bundled model missing from the PaddleX cache; return their names.
+
+    ``RAY_OCR_SEED_BUNDLED_MODELS=0`` turns this off (a node that must only use what
+    the driver ships, or a cache managed by hand).
+    """
+    if os.environ.get("RAY_OCR_SEED_BUNDLED_MODELS", "1") == "0":
+        return []
     return [name for name, src in bundled_model_dirs().items() if install_model_dir(name, src)]
 
 

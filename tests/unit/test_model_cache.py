@@ -36,3 +36,31 @@ def test_missing_model_error_names_the_model(tmp_path, monkeypatch):
     message = str(err.value)
     assert "PP-OCRv5_server_det" in message and "_model_dir" in message and "\n" not in message
     assert "get_model_path" not in vars(official_models)  # the wrapper is removed afterwards
+
+
+def test_bundle_ships_named_models_and_model_dirs(tmp_path, monkeypatch):
+    from ray_ocr.models.model_bundle import collect_bundle, install_bundle
+
+    driver_cache = tmp_path / "driver"
+    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(driver_cache))
+    model_cache.seed_bundled_models()
+    own_model = tmp_path / "my_rec_model"
+    (own_model / "sub").mkdir(parents=True)
+    (own_model / "inference.yml").write_text("x: 1")
+    (own_model / "sub" / "weights.bin").write_bytes(b"\0\1")
+    bundle = collect_bundle(
+        {"text_detection_model_name": "PP-OCRv5_mobile_det", "text_recognition_model_dir": str(own_model),
+         "text_recognition_model_name": "NotCachedHere"},
+        paddlex_config={"SubModules": {"X": {"model_name": "PP-OCRv5_mobile_rec"}}},
+    )
+    assert set(bundle.official) == {"PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"}
+    assert set(bundle.dirs) == {"text_recognition_model_dir"}
+
+    worker_cache = tmp_path / "worker"
+    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(worker_cache))
+    local = install_bundle(bundle)
+    assert (worker_cache / "official_models" / "PP-OCRv5_mobile_det" / "inference.pdiparams").is_file()
+    shipped = local["text_recognition_model_dir"]
+    assert shipped.startswith(str(worker_cache)) and shipped != str(own_model)
+    assert (tmp_path / "worker").joinpath(shipped, "sub", "weights.bin").read_bytes() == b"\0\1"
+    assert install_bundle(bundle) == local  # idempotent

@@ -1,0 +1,99 @@
+"""Shipping the driver's models to actors on nodes that cannot download them.
+
+Worker nodes of an air-gapped cluster have no network and no shared disk. The driver
+packs the models a run names (``--param *_model_dir=DIR`` folders, and official
+models named by ``*_model_name`` params or ``model_name:`` entries of the pipeline
+config that are in the driver's PaddleX cache) into one object; each actor unpacks it
+into its node's cache before building its pipeline. Plain data, no Ray here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ray_ocr.models.model_cache import official_models_dir, paddlex_cache_dir, publish_dir
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelBundle:
+    official: dict[str, dict[str, bytes]] = field(default_factory=dict)  # model name -> files
+    dirs: dict[str, dict[str, bytes]] = field(default_factory=dict)  # param name -> files
+
+    @property
+    def size(self) -> int:
+        return sum(len(b) for files in (*self.official.values(), *self.dirs.values()) for b in files.values())
+
+    def __bool__(self) -> bool:
+        return bool(self.official or self.dirs)
+
+
+def _read_dir(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _config_model_names(config: Any) -> Iterator[str]:
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if key == "model_name" and isinstance(value, str):
+                yield value
+            else:
+                yield from _config_model_names(value)
+    elif isinstance(config, list):
+        for item in config:
+            yield from _config_model_names(item)
+
+
+def collect_bundle(params: dict[str, Any], paddlex_config: dict | None = None) -> ModelBundle:
+    """Read the models this run names from the driver's disk."""
+    bundle = ModelBundle()
+    for key, value in params.items():
+        if key.endswith("_model_dir") and isinstance(value, str) and os.path.isdir(os.path.expanduser(value)):
+            bundle.dirs[key] = _read_dir(Path(os.path.expanduser(value)))
+    names = {v for k, v in params.items() if k.endswith("_model_name") and isinstance(v, str)}
+    names |= set(_config_model_names(paddlex_config or {}))
+    for name in sorted(names):
+        folder = official_models_dir() / name
+        if folder.is_dir():
+            bundle.official[name] = _read_dir(folder)
+    if bundle:
+        logger.info("shipping %d model(s) to the actors (%.1f MB)",
+                    len(bundle.official) + len(bundle.dirs), bundle.size / 2**20)
+    return bundle
+
+
+def _writer(files: dict[str, bytes]):
+    def fill(folder: Path) -> None:
+        for rel, data in files.items():
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+    return fill
+
+
+def install_bundle(bundle: ModelBundle) -> dict[str, str]:
+    """Unpack into this node's PaddleX cache; return ``*_model_dir`` params pointing at
+    the local copies. Folders already present are left alone (same name, same model)."""
+    for name, files in bundle.official.items():
+        if publish_dir(official_models_dir() / name, _writer(files)):
+            logger.info("installed shipped model %s", name)
+    rewritten = {}
+    for key, files in bundle.dirs.items():
+        digest = hashlib.sha256()
+        for rel in sorted(files):
+            digest.update(rel.encode() + b"\0" + files[rel])
+        target = paddlex_cache_dir() / "ray_ocr_model_dirs" / digest.hexdigest()[:16]
+        publish_dir(target, _writer(files))
+        rewritten[key] = str(target)
+    return rewritten

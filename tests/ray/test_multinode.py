@@ -1,0 +1,66 @@
+"""A cluster of one head and two worker nodes (ray.cluster_utils.Cluster, real raylets).
+
+Each worker has 2 logical GPUs, 1 CPU and its own, empty PaddleX model cache, and does
+not seed the bundled models (RAY_OCR_SEED_BUNDLED_MODELS=0): only what the driver ships
+can reach it, as on an air-gapped cluster without a shared disk.
+"""
+
+import collections
+import json
+import os
+
+import pytest
+
+import ray_ocr
+from tests.conftest import MOBILE_OCR_PARAMS, copy_docs
+from tests.ray.test_placement_ray import start_and_census
+
+
+@pytest.fixture(scope="module")
+def two_gpu_workers(tmp_path_factory):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from ray_ocr.models.model_cache import seed_bundled_models
+
+    seed_bundled_models()  # the driver's own cache has the models
+    caches = [tmp_path_factory.mktemp(f"worker{i}_cache") for i in range(2)]
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    workers = [
+        cluster.add_node(num_cpus=1, num_gpus=2, env_vars={
+            "PADDLE_PDX_CACHE_HOME": str(cache), "RAY_OCR_SEED_BUNDLED_MODELS": "0"})
+        for cache in caches
+    ]
+    ray.init(address=cluster.address, log_to_driver=False)
+    cluster.wait_for_nodes()
+    yield ray, workers, caches
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def test_two_instances_per_gpu_on_two_nodes(two_gpu_workers):
+    ray, workers, _ = two_gpu_workers
+    census = start_and_census(ray, "gpu", 2)
+    assert len(census) == 8
+    per_node = collections.Counter(w.node_id for w in census)
+    assert per_node == {workers[0].node_id: 4, workers[1].node_id: 4}
+    for w in census:
+        assert len(w.gpu_ids) == 1 and w.cuda_visible_devices == w.gpu_ids[0]
+    per_gpu = collections.Counter((w.node_id, w.gpu_ids[0]) for w in census)
+    assert sorted(per_gpu.values()) == [2, 2, 2, 2]
+
+
+def test_workers_with_empty_caches_build_from_shipped_models(two_gpu_workers, tmp_path):
+    _, workers, caches = two_gpu_workers
+    for cache in caches:
+        assert not (cache / "official_models").exists()
+    inputs = copy_docs(tmp_path / "in", ["word_ch_1.jpg", "textline.png", "11.jpg"])
+    summary = ray_ocr.run("OCR", str(inputs), str(tmp_path / "out"), device="cpu",
+                          pipeline_params=MOBILE_OCR_PARAMS)
+    assert summary.exit_code == 0 and summary.succeeded == 3
+    assert json.loads((tmp_path / "out" / "word_ch_1.json").read_text())["rec_texts"] == ["韩国小馆"]
+    assert {a["node"] for a in summary.actors.values()} <= {w.node_id for w in workers}
+    for cache in caches:  # each worker node unpacked what the driver sent
+        for name in ("PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"):
+            assert (cache / "official_models" / name / "inference.pdiparams").is_file()
+    assert not any(n.startswith(".") for cache in caches for n in os.listdir(cache / "official_models"))
