@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from ray_ocr.errors import UsageError
+from ray_ocr.io.storage import is_uri
 from ray_ocr.pipelines import PipelineRef, resolve_pipeline
 
 
@@ -114,6 +115,23 @@ def load_params_file(path: str | None) -> dict[str, Any]:
     return loaded
 
 
+def _location(text: str, flag: str) -> str:
+    """A local folder (absolute, ~ expanded; file:// too) or a URI kept as given."""
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    if not is_uri(text):
+        return os.path.abspath(os.path.expanduser(text))
+    try:
+        from ray_ocr.io.storage import UriFolder
+
+        UriFolder(text)._fs_root  # noqa: B018 - parse it now: a bad URI is a usage error
+    except ImportError:
+        raise UsageError(f"{flag} {text}: URIs need pyarrow (pip install pyarrow)") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow's own message says what is wrong
+        raise UsageError(f"{flag} {text}: {str(exc).splitlines()[0]}") from None
+    return text
+
+
 def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((mapping or {}).items()))
 
@@ -143,6 +161,7 @@ class RunConfig:
     max_actor_memory_mb: float = 0
     progress_interval: float = 30.0  # seconds between progress lines in logs; < 0: none
     save: tuple[str, ...] = ()  # outputs beyond JSON: "markdown", "img"
+    max_bytes_in_flight: int = 1 << 30  # input bytes shipped to actors and not yet back
     verbose: bool = False
 
     @classmethod
@@ -170,19 +189,22 @@ class RunConfig:
         max_actor_memory_mb: float = 0,
         progress_interval: float = 30.0,
         save: str | tuple[str, ...] | None = None,
+        max_bytes_in_flight: int = 1 << 30,
         verbose: bool = False,
     ) -> "RunConfig":
         """Validate user input and return a config; raises UsageError with one line."""
         ref = resolve_pipeline(pipeline)
-        input_dir, output_dir = os.path.expanduser(input_dir), os.path.expanduser(output_dir)
+        input_dir, output_dir = _location(input_dir, "--input_dir"), _location(output_dir, "--output_dir")
         if pipeline_config is not None:
             pipeline_config = os.path.expanduser(pipeline_config)
-        if not os.path.exists(input_dir):
+        if not is_uri(input_dir) and not os.path.exists(input_dir):
             raise UsageError(f"--input_dir {input_dir}: no such directory")
-        if not os.path.isdir(input_dir):
+        if not is_uri(input_dir) and not os.path.isdir(input_dir):
             raise UsageError(f"--input_dir {input_dir}: not a directory")
-        if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        if not is_uri(output_dir) and os.path.exists(output_dir) and not os.path.isdir(output_dir):
             raise UsageError(f"--output_dir {output_dir}: exists and is not a directory")
+        if max_bytes_in_flight <= 0:
+            raise UsageError(f"--max_bytes_in_flight {max_bytes_in_flight}: must be > 0")
         if batch_size <= 0:
             raise UsageError(f"--batch_size {batch_size}: must be >= 1")
         if instances_per_device <= 0:
@@ -207,8 +229,8 @@ class RunConfig:
             raise UsageError("--gpus_per_instance needs a GPU --device")
         return cls(
             pipeline=ref,
-            input_dir=os.path.abspath(input_dir),
-            output_dir=os.path.abspath(output_dir),
+            input_dir=input_dir,
+            output_dir=output_dir,
             input_glob_pattern=input_glob_pattern,
             device=dev,
             instances_per_device=instances_per_device,
@@ -227,6 +249,7 @@ class RunConfig:
             max_actor_memory_mb=max_actor_memory_mb,
             progress_interval=progress_interval,
             save=saves,
+            max_bytes_in_flight=max_bytes_in_flight,
             verbose=verbose,
         )
 

@@ -15,13 +15,15 @@ class InputItem:
 
     `key` is the path relative to the input root (POSIX separators), `source_path`
     is what the output JSON names as ``input_path``. `pages` restricts a PDF to some
-    page indexes (None: all pages).
+    page indexes (None: all pages). With `uri_root` set, `data` is empty and the actor
+    reads the bytes itself from that folder URI (every node can read it).
     """
 
     key: str
     source_path: str
     data: bytes
     pages: tuple[int, ...] | None = None
+    uri_root: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", required=True,
                    help="PaddleOCR pipeline: class (OCR, SealRecognition, PPStructureV3, ...), "
                         "CLI name (ocr, seal_recognition, ...), or package.module:Class")
-    p.add_argument("--input_dir", required=True, help="folder of images and PDFs")
+    p.add_argument("--input_dir", required=True,
+                   help="folder of images and PDFs: a local path, or a URI every node can read "
+                        "(s3://, gs://, hdfs://, file://)")
     p.add_argument("--input_glob_pattern", default="*",
                    help="which files under --input_dir (default '*'; '**/*' recurses)")
-    p.add_argument("--output_dir", default="output", help="where the JSON files go (default: output)")
+    p.add_argument("--output_dir", default="output",
+                   help="where the JSON files go: a local path or a URI (default: output)")
     p.add_argument("--device", default=None,
                    help="cpu, gpu (every GPU Ray sees) or gpu:0,1,... (default: gpu if Ray sees one, else cpu)")
     p.add_argument("--instances_per_device", type=int, default=1,
@@ -74,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress_interval", type=float, default=30.0,
                    help="when stderr is not a terminal, a progress line every this many seconds "
                         "(default 30; -1: none). On a terminal: a progress bar")
+    p.add_argument("--max_bytes_in_flight", type=int, default=1 << 30,
+                   help="input bytes shipped to actors and not yet back (default 1 GiB); bounds "
+                        "the driver's and the object store's memory")
     p.add_argument("--verbose", action="store_true", help="show Ray and PaddleX logs")
     return p
 
@@ -118,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             max_actor_memory_mb=args.max_actor_memory_mb,
             progress_interval=args.progress_interval,
             save=args.save,
+            max_bytes_in_flight=args.max_bytes_in_flight,
             verbose=args.verbose,
         )
         from ray_ocr.engine.driver import Driver, SetupError

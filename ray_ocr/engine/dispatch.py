@@ -48,6 +48,7 @@ class BatchDispatcher:
         stop: threading.Event | None = None,
         max_tasks_per_actor: int = 0,
         max_actor_memory_mb: float = 0,
+        max_bytes_in_flight: int = 1 << 30,
     ):
         from ray.util import ActorPool
 
@@ -63,6 +64,9 @@ class BatchDispatcher:
         self.max_attempts = max_attempts
         self.max_tasks_per_actor = max_tasks_per_actor
         self.max_actor_memory_mb = max_actor_memory_mb
+        self.max_bytes_in_flight = max_bytes_in_flight
+        self.bytes_in_flight = 0
+        self.batch_bytes: dict[int, int] = {}
         self.tasks_since_start: collections.Counter = collections.Counter()
         self.recycled = 0
         self.old_pid: dict = {}  # actor -> pid of the process being recycled
@@ -140,6 +144,7 @@ class BatchDispatcher:
             except Exception as exc:  # noqa: BLE001 - any failure of the task
                 batch, actor, generation = self.in_flight.pop(ref)
                 self.ref_of_batch.pop(batch.batch_id, None)
+                self.bytes_in_flight -= self.batch_bytes.pop(batch.batch_id, 0)
                 error = exc
             if generation < self.generation[actor]:
                 # Sent to a process whose death was already counted: not this batch's fault.
@@ -186,6 +191,8 @@ class BatchDispatcher:
     # -- the loop ---------------------------------------------------------------
     def _dispatch_pending(self) -> None:
         while self.pending and self.pool.has_free():
+            if self.bytes_in_flight >= self.max_bytes_in_flight and self.in_flight:
+                break  # bound the object store: wait for batches to come back first
             batch = self.pending.popleft()
             items, unread = [], []
             for key in batch.keys:
@@ -195,6 +202,9 @@ class BatchDispatcher:
                 self.on_results(unread, None)
             if items:
                 batch.keys = [item.key for item in items]
+                size = sum(len(item.data) for item in items)
+                self.batch_bytes[batch.batch_id] = size
+                self.bytes_in_flight += size
                 self.pool.submit(self._submit, (batch, items))
 
     def _collect_one(self, timeout: float) -> None:
@@ -209,6 +219,7 @@ class BatchDispatcher:
             return
         ref = self.ref_of_batch.pop(result.batch_id, None)
         entry = self.in_flight.pop(ref, None) if ref is not None else None
+        self.bytes_in_flight -= self.batch_bytes.pop(result.batch_id, 0)
         if entry is None:
             return  # already retried as a failure
         actor = entry[1]

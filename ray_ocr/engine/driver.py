@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ray_ocr.config import RunConfig
 from ray_ocr.engine.dispatch import SetupError  # noqa: F401 - re-exported for the CLI
-from ray_ocr.engine.manifest import RunManifest, failure_for
+from ray_ocr.engine.manifest import FAILURES_NAME, MANIFEST_NAME, RunManifest, failure_for
 from ray_ocr.errors import UsageError
 from ray_ocr.io.discovery import list_inputs
 from ray_ocr.io.outputs import (
@@ -31,8 +31,8 @@ from ray_ocr.io.outputs import (
     atomic_write_text,
     extra_output_relpath,
     output_relpath,
-    safe_join,
 )
+from ray_ocr.io.storage import UriFolder, is_uri, open_folder
 from ray_ocr.io.documents import DEFAULT_MAX_IMAGE_PIXELS
 from ray_ocr.models.runner import RunnerSpec
 from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, WorkerInfo
@@ -124,21 +124,42 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
+def state_dir_for(output_dir: str) -> str:
+    """Where the manifest and reports live while a run writes to a URI: a local folder
+    per output URI, mirrored to the URI (the manifest is append-only; objects are not)."""
+    import hashlib
+
+    if not is_uri(output_dir):
+        return output_dir
+    digest = hashlib.sha256(output_dir.encode()).hexdigest()[:16]
+    return os.path.join(os.path.expanduser("~"), ".cache", "ray_ocr", "runs", digest)
+
+
+_STATE_FILES = (MANIFEST_NAME, FAILURES_NAME, "summary.json", "report.html")
+
+
 class Driver:
     def __init__(self, config: RunConfig):
         self.config = config
-        self.manifest = RunManifest(config.output_dir)
+        self.inputs = open_folder(config.input_dir)
+        self.outputs = open_folder(config.output_dir)
+        self.state_dir = state_dir_for(config.output_dir)
+        self.manifest = RunManifest(self.state_dir)
         self.summary = RunSummary()
         self.attempts: dict[str, int] = collections.Counter()
         self.bases: dict[str, str] = {}
         self._started = time.perf_counter()
+        self._last_push = time.monotonic()
         self.progress = None
         self.metrics = None
 
     # -- inputs ---------------------------------------------------------------
     def plan_inputs(self) -> list[str]:
         cfg = self.config
-        keys = list_inputs(cfg.input_dir, cfg.input_glob_pattern, exclude_dir=cfg.output_dir)
+        if isinstance(self.inputs, UriFolder):
+            keys = self.inputs.list(cfg.input_glob_pattern)
+        else:
+            keys = list_inputs(cfg.input_dir, cfg.input_glob_pattern, exclude_dir=cfg.output_dir)
         if not keys:
             raise UsageError(
                 f"--input_dir {cfg.input_dir}: no file matches --input_glob_pattern {cfg.input_glob_pattern!r}"
@@ -147,21 +168,45 @@ class Driver:
         self.summary.files = len(keys)
         if cfg.overwrite:
             return keys
-        done = self.manifest.completed(keys)
+        self._pull_state()
+        done = self.manifest.completed(keys, self.outputs.exists_all)
         self.summary.skipped = len(done)
         if done:
             logger.info("skipping %d inputs finished by an earlier run", len(done))
         return [k for k in keys if k not in done]
 
     def _read(self, key: str) -> InputItem | FileResult:
-        path = os.path.join(self.config.input_dir, key)
+        """Local inputs: the driver reads and ships the bytes (workers need no shared
+        disk). URI inputs: the actor reads them itself, straight from the store."""
+        path = self.inputs.display(key)
+        if isinstance(self.inputs, UriFolder):
+            return InputItem(key=key, source_path=path, data=b"", uri_root=self.config.input_dir)
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            data = self.inputs.read(key)
         except OSError as exc:
-            failure = failure_for(key, "read", exc)
-            return FileResult(key=key, failure=failure)
+            return FileResult(key=key, failure=failure_for(key, "read", exc))
         return InputItem(key=key, source_path=path, data=data)
+
+    def _pull_state(self) -> None:
+        """For a URI output, resume from the manifest stored beside the outputs."""
+        if not isinstance(self.outputs, UriFolder):
+            return
+        os.makedirs(self.state_dir, exist_ok=True)
+        try:
+            data = self.outputs.read(MANIFEST_NAME)
+        except (OSError, FileNotFoundError):
+            data = b""
+        atomic_write_bytes(os.path.join(self.state_dir, MANIFEST_NAME), data)
+
+    def _push_state(self) -> None:
+        if not isinstance(self.outputs, UriFolder):
+            return
+        for name in _STATE_FILES:
+            path = os.path.join(self.state_dir, name)
+            if os.path.exists(path):
+                with open(path, "rb") as handle:
+                    self.outputs.write(name, handle.read())
+        self._last_push = time.monotonic()
 
     # -- results --------------------------------------------------------------
     def _write(self, results: list[FileResult], worker: WorkerInfo | None) -> None:
@@ -175,10 +220,10 @@ class Driver:
                         base = self.bases[result.key]
                         for produced, data in page.extras:
                             rel = extra_output_relpath(base, page.page_index, result.key, produced)
-                            atomic_write_bytes(safe_join(self.config.output_dir, rel), data)
+                            self.outputs.write(rel, data)
                             outputs.append(rel)
                         rel = output_relpath(base, page.page_index)
-                        atomic_write_text(safe_join(self.config.output_dir, rel), page.json_text)
+                        self.outputs.write(rel, page.json_text.encode("utf-8"))
                         outputs.append(rel)
                 except (OSError, ValueError) as exc:
                     result = FileResult(key=result.key, failure=failure_for(result.key, "write", exc))
@@ -243,7 +288,7 @@ class Driver:
         embedded = cfg.address is None and not ray.is_initialized()
         gpu_ids = select_embedded_gpus(cfg.device) if embedded else None
         if todo:
-            os.makedirs(cfg.output_dir, exist_ok=True)
+            os.makedirs(self.state_dir, exist_ok=True)
             with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
                 self.summary.dashboard_url = cluster.dashboard_url
                 if cluster.dashboard_url:
@@ -254,7 +299,8 @@ class Driver:
                     self._flush_metrics()
             self.manifest.write_failures()
         self.summary.seconds = time.perf_counter() - started
-        write_summary(cfg, self.summary)
+        write_summary(cfg, self.summary, self.state_dir)
+        self._push_state()
         return self.summary
 
     def _dispatch(self, cluster, spec: RunnerSpec, todo: list[str]) -> None:
@@ -281,11 +327,14 @@ class Driver:
                 read=self._read, on_batch=self._on_batch, on_results=self._write, on_actor=self._note_actor,
                 attempts=self.attempts, max_attempts=cfg.max_attempts, stop=stop.event,
                 max_tasks_per_actor=cfg.max_tasks_per_actor, max_actor_memory_mb=cfg.max_actor_memory_mb,
+                max_bytes_in_flight=cfg.max_bytes_in_flight,
             )
             dispatcher.add_keys(todo, cfg.batch_size)
             try:
                 for _ in dispatcher.steps():
                     self.progress.tick()
+                    if time.monotonic() - self._last_push > 60:
+                        self._push_state()  # a killed driver loses at most a minute of records
                     if self.metrics is not None:
                         self.metrics.set_in_flight(len(dispatcher.in_flight))
             finally:
@@ -321,7 +370,7 @@ def _start_metrics(pipeline: str):
 SUMMARY_NAME = "summary.json"
 
 
-def write_summary(config: RunConfig, summary: RunSummary) -> None:
+def write_summary(config: RunConfig, summary: RunSummary, folder: str) -> None:
     """summary.json in the output folder: the numbers of this run, per actor too."""
     import json
 
@@ -343,11 +392,11 @@ def write_summary(config: RunConfig, summary: RunSummary) -> None:
         "failure_records": [dataclasses.asdict(f) for f in summary.failures],
         "timeline": summary.timeline,
     }
-    os.makedirs(config.output_dir, exist_ok=True)
-    atomic_write_text(os.path.join(config.output_dir, SUMMARY_NAME), json.dumps(data, indent=2))
+    os.makedirs(folder, exist_ok=True)
+    atomic_write_text(os.path.join(folder, SUMMARY_NAME), json.dumps(data, indent=2))
     try:
         from ray_ocr.report import write_report
 
-        write_report(config.output_dir, data)
+        write_report(folder, data)
     except Exception as exc:  # noqa: BLE001 - a report problem must not fail a finished run
         logger.warning("could not write report.html: %s", exc)

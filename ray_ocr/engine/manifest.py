@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ray_ocr.records import Failure, FileResult, WorkerInfo
 
@@ -49,17 +49,16 @@ class RunManifest:
                 latest[record["key"]] = record
         return latest
 
-    def completed(self, keys: Iterable[str]) -> set[str]:
-        """Keys whose outputs are all present from an earlier run."""
+    def completed(self, keys: Iterable[str], exists_all: Callable[[Iterable[str]], set[str]]) -> set[str]:
+        """Keys whose outputs are all present from an earlier run; `exists_all` says
+        which of some output paths exist (one listing for a URI folder)."""
         latest = self.last_records()
-        done = set()
-        for key in keys:
-            record = latest.get(key)
-            if not record or record.get("status") != "done" or not record.get("outputs"):
-                continue
-            if all(os.path.isfile(os.path.join(self.output_dir, rel)) for rel in record["outputs"]):
-                done.add(key)
-        return done
+        candidates = {
+            key: latest[key]["outputs"] for key in keys
+            if key in latest and latest[key].get("status") == "done" and latest[key].get("outputs")
+        }
+        present = exists_all(rel for outputs in candidates.values() for rel in outputs)
+        return {key for key, outputs in candidates.items() if all(rel in present for rel in outputs)}
 
     def __enter__(self) -> "RunManifest":
         os.makedirs(self.output_dir, exist_ok=True)

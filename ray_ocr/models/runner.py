@@ -9,6 +9,7 @@ batch, so the other files of the batch are unaffected.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -30,6 +31,7 @@ from ray_ocr.io.documents import (
     truncation_warning,
 )
 from ray_ocr.errors import ModelUnavailableError
+from ray_ocr.io.storage import read_uri_item
 from ray_ocr.pipelines import PipelineRef
 from ray_ocr.records import Failure, FileResult, InputItem, PageOutput
 
@@ -114,6 +116,11 @@ class PipelineRunner:
 
     def process_file(self, item: InputItem) -> FileResult:
         started = time.perf_counter()
+        if item.uri_root is not None:
+            try:
+                item = dataclasses.replace(item, data=read_uri_item(item.uri_root, item.key))
+            except Exception as exc:  # noqa: BLE001 - missing object, permissions, network
+                return self._failed(item, "read", type(exc).__name__, _one_line(exc), started)
         warnings: list[str] = []
         pages: list[PageOutput] = []
         page_count: int | None = None
