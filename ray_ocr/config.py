@@ -162,6 +162,7 @@ class RunConfig:
     progress_interval: float = 30.0  # seconds between progress lines in logs; < 0: none
     save: tuple[str, ...] = ()  # outputs beyond JSON: "markdown", "img"
     max_bytes_in_flight: int = 1 << 30  # input bytes shipped to actors and not yet back
+    follow_symlinks: bool = False
     verbose: bool = False
 
     @classmethod
@@ -190,6 +191,7 @@ class RunConfig:
         progress_interval: float = 30.0,
         save: str | tuple[str, ...] | None = None,
         max_bytes_in_flight: int = 1 << 30,
+        follow_symlinks: bool = False,
         verbose: bool = False,
     ) -> "RunConfig":
         """Validate user input and return a config; raises UsageError with one line."""
@@ -250,6 +252,7 @@ class RunConfig:
             progress_interval=progress_interval,
             save=saves,
             max_bytes_in_flight=max_bytes_in_flight,
+            follow_symlinks=follow_symlinks,
             verbose=verbose,
         )
 

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(s3://, gs://, hdfs://, file://)")
     p.add_argument("--input_glob_pattern", default="*",
                    help="which files under --input_dir (default '*'; '**/*' recurses)")
+    p.add_argument("--follow_symlinks", action="store_true",
+                   help="also read files that resolve outside --input_dir through symlinks")
     p.add_argument("--output_dir", default="output",
                    help="where the JSON files go: a local path or a URI (default: output)")
     p.add_argument("--device", default=None,
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             progress_interval=args.progress_interval,
             save=args.save,
             max_bytes_in_flight=args.max_bytes_in_flight,
+            follow_symlinks=args.follow_symlinks,
             verbose=args.verbose,
         )
         from ray_ocr.engine.driver import Driver, SetupError

@@ -159,7 +159,8 @@ class Driver:
         if isinstance(self.inputs, UriFolder):
             keys = self.inputs.list(cfg.input_glob_pattern)
         else:
-            keys = list_inputs(cfg.input_dir, cfg.input_glob_pattern, exclude_dir=cfg.output_dir)
+            keys = list_inputs(cfg.input_dir, cfg.input_glob_pattern, exclude_dir=cfg.output_dir,
+                               follow_symlinks=cfg.follow_symlinks)
         if not keys:
             raise UsageError(
                 f"--input_dir {cfg.input_dir}: no file matches --input_glob_pattern {cfg.input_glob_pattern!r}"
