@@ -107,3 +107,21 @@ def test_rerun_skips_finished_inputs(ocr_run):
     assert proc.returncode == 0 and f"{len(IMAGES) + len(PDFS) - 1} skipped" in proc.stdout
     assert (out / "sample_pdf_2.json").exists()
     assert (out / "pdflatex-outline_0.json").stat().st_mtime_ns == mtimes[out / "pdflatex-outline_0.json"]
+
+
+def test_report_of_the_real_run_renders_its_numbers(ocr_run, tmp_path):
+    """report.html from this run, in headless Chromium, shows summary.json's numbers."""
+    from tests.unit.test_report import CHROMIUM, _chromium, _Page
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    _, out, _, _ = ocr_run
+    summary = json.loads((out / "summary.json").read_text())
+    page = _Page(_chromium(tmp_path, "--dump-dom", f"file://{out / 'report.html'}").stdout.decode())
+    assert page.by_id["stat-inputs"] == str(summary["inputs"])
+    assert page.by_id["stat-pages"] == str(summary["pages"])
+    assert page.by_id["stat-failed"] == "0"
+    cells = [cell for row in page.tables["actors"] for cell in row]
+    for name in summary["actors"]:
+        assert name in cells
+    assert len(summary["timeline"]) >= 1

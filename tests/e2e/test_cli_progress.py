@@ -1,0 +1,52 @@
+"""Progress output: plain lines in logs (not a terminal), a tqdm bar on a terminal.
+About the engine's reporting, so the scheduling stand-in pipeline runs the files."""
+
+import fcntl
+import os
+import pty
+import struct
+import termios
+import subprocess
+import sys
+
+from tests.conftest import STANDIN
+from tests.ray.test_placement_ray import make_images
+
+
+def test_plain_progress_lines_when_not_a_terminal(tmp_path):
+    inputs = make_images(tmp_path / "in", 6)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ray_ocr.run", "--pipeline", STANDIN, "--input_dir", str(inputs),
+         "--output_dir", str(tmp_path / "out"), "--device", "cpu", "--param", "sleep_seconds=0.4",
+         "--progress_interval", "0.5"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [l for l in proc.stderr.splitlines() if "progress:" in l]
+    assert lines, proc.stderr
+    assert all("/6 files" in l and "files/s" in l and "ETA" in l and "failed" in l for l in lines)
+    assert "Ray dashboard:" in proc.stderr or "started 1" in proc.stderr
+
+
+def test_a_bar_on_a_terminal(tmp_path):
+    inputs = make_images(tmp_path / "in", 4)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI with a terminal as stdout and stderr
+        os.execv(sys.executable, [sys.executable, "-m", "ray_ocr.run", "--pipeline", STANDIN,
+                                  "--input_dir", str(inputs), "--output_dir", str(tmp_path / "out"),
+                                  "--device", "cpu", "--param", "sleep_seconds=0.3"])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a real terminal's size
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
+    assert "ray_ocr:" in text and "4/4" in text and "file/s" in text  # tqdm's bar
+    assert "progress:" not in text
