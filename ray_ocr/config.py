@@ -163,6 +163,7 @@ class RunConfig:
     save: tuple[str, ...] = ()  # outputs beyond JSON: "markdown", "img"
     max_bytes_in_flight: int = 1 << 30  # input bytes shipped to actors and not yet back
     follow_symlinks: bool = False
+    prefetch_batches: int = 1  # batches queued on each actor beyond the one it runs
     verbose: bool = False
 
     @classmethod
@@ -192,6 +193,7 @@ class RunConfig:
         save: str | tuple[str, ...] | None = None,
         max_bytes_in_flight: int = 1 << 30,
         follow_symlinks: bool = False,
+        prefetch_batches: int = 1,
         verbose: bool = False,
     ) -> "RunConfig":
         """Validate user input and return a config; raises UsageError with one line."""
@@ -205,6 +207,8 @@ class RunConfig:
             raise UsageError(f"--input_dir {input_dir}: not a directory")
         if not is_uri(output_dir) and os.path.exists(output_dir) and not os.path.isdir(output_dir):
             raise UsageError(f"--output_dir {output_dir}: exists and is not a directory")
+        if prefetch_batches < 0:
+            raise UsageError(f"--prefetch_batches {prefetch_batches}: must be >= 0")
         if max_bytes_in_flight <= 0:
             raise UsageError(f"--max_bytes_in_flight {max_bytes_in_flight}: must be > 0")
         if batch_size <= 0:
@@ -253,6 +257,7 @@ class RunConfig:
             save=saves,
             max_bytes_in_flight=max_bytes_in_flight,
             follow_symlinks=follow_symlinks,
+            prefetch_batches=prefetch_batches,
             verbose=verbose,
         )
 

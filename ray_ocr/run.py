@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress_interval", type=float, default=30.0,
                    help="when stderr is not a terminal, a progress line every this many seconds "
                         "(default 30; -1: none). On a terminal: a progress bar")
+    p.add_argument("--prefetch_batches", type=int, default=1,
+                   help="batches queued on each actor while it runs one, so it never waits for "
+                        "input (default 1; 0: none)")
     p.add_argument("--max_bytes_in_flight", type=int, default=1 << 30,
                    help="input bytes shipped to actors and not yet back (default 1 GiB); bounds "
                         "the driver's and the object store's memory")
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             save=args.save,
             max_bytes_in_flight=args.max_bytes_in_flight,
             follow_symlinks=args.follow_symlinks,
+            prefetch_batches=args.prefetch_batches,
             verbose=args.verbose,
         )
         from ray_ocr.engine.driver import Driver, SetupError

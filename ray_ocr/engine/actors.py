@@ -67,6 +67,14 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+class ActorGroup(dict):
+    """{actor name: handle}, plus the object-store reference to the shipped models:
+    Ray re-runs an actor's constructor with the same arguments when it restarts, so the
+    models must stay referenced for as long as the actors may restart."""
+
+    models_ref = None
+
+
 def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -1,
                  ship_models: bool = False) -> dict:
     """Start one actor per slot. Ray restarts a dead actor (``max_restarts``); the
@@ -83,7 +91,8 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
 
         bundle = collect_bundle(dict(spec.init_params), spec.paddlex_config)
         models = ray.put(bundle) if bundle else None
-    actors = {}
+    actors = ActorGroup()
+    actors.models_ref = models
     for slot in slots:
         options = dict(
             name=slot.name,

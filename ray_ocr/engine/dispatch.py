@@ -4,6 +4,8 @@
   actor never sits on work that others could do; the first actor up also tells
   whether the pipeline builds at all.
 - Results come back unordered, as they finish.
+- Prefetch: each actor sits in the pool as 1 + ``prefetch_batches`` slots, so its next
+  batch (bytes included) already waits in its queue while it computes the current one.
 - A batch whose actor died (segfault, OOM kill, node lost) is split and retried file
   by file; Ray restarts the actor (``max_restarts``) and it rejoins the pool. A file
   whose tries reach ``max_attempts`` is quarantined as a failure record.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -31,6 +34,28 @@ class SetupError(RuntimeError):
 class Batch:
     batch_id: int
     keys: list[str]
+    solo: bool = False  # run on an actor with nothing queued behind it (crash suspects)
+
+
+class _Slot:
+    """One place in an actor's task queue. The pool hands work to slots, so an actor
+    with two slots has its next batch queued while it runs the current one."""
+
+    __slots__ = ("actor", "index")
+
+    def __init__(self, actor, index: int):
+        self.actor, self.index = actor, index
+
+    def __repr__(self) -> str:
+        return f"_Slot({self.actor}, {self.index})"
+
+
+@dataclass
+class _InFlight:
+    batch: Batch
+    actor: object
+    generation: int  # the actor's deaths seen when the batch was sent
+    seq: int  # submission order: an actor runs its queue in this order
 
 
 class BatchDispatcher:
@@ -49,11 +74,14 @@ class BatchDispatcher:
         max_tasks_per_actor: int = 0,
         max_actor_memory_mb: float = 0,
         max_bytes_in_flight: int = 1 << 30,
+        prefetch_batches: int = 1,
     ):
         from ray.util import ActorPool
 
+        self.group = actors  # holds what restarting actors need (shipped models)
         self.actors = list(actors.values())
         self.name_of = {handle: name for name, handle in actors.items()}
+        self.slots = {a: [_Slot(a, i) for i in range(1 + max(0, prefetch_batches))] for a in self.actors}
         self.restarts: collections.Counter = collections.Counter()  # actor name -> process deaths
         self.pipeline_name = pipeline_name
         self.read = read
@@ -67,17 +95,21 @@ class BatchDispatcher:
         self.max_bytes_in_flight = max_bytes_in_flight
         self.bytes_in_flight = 0
         self.batch_bytes: dict[int, int] = {}
-        self.tasks_since_start: collections.Counter = collections.Counter()
+        self.sent_since_start: collections.Counter = collections.Counter()  # actor -> tasks sent
         self.recycled = 0
+        self.recycle_wanted: set = set()  # actors to recycle once their queue is empty
+        self.benched: dict = {}  # actor -> its slots kept out while a suspect runs on it
         self.old_pid: dict = {}  # actor -> pid of the process being recycled
+        self.ready_failures: collections.Counter = collections.Counter()
         self.stop = stop or threading.Event()
         self.pool = ActorPool([])
         self.pending: collections.deque[Batch] = collections.deque()
-        self.waiting_ready: dict = {a.ready.remote(): a for a in self.actors}
-        self.in_flight: dict = {}  # ObjectRef -> (Batch, actor, actor generation at submit)
+        self.waiting_ready: dict = {a.ready.remote(): a for a in self.actors}  # ref -> actor not up
+        self.in_flight: dict = {}  # ObjectRef -> _InFlight
         self.generation: collections.Counter = collections.Counter()  # actor -> deaths seen
         self.ref_of_batch: dict[int, object] = {}
         self.next_batch_id = 0
+        self.submitted = 0
         self.interrupted = False
 
     # -- queue ------------------------------------------------------------------
@@ -85,16 +117,29 @@ class BatchDispatcher:
         for i in range(0, len(keys), batch_size):
             self._enqueue(keys[i : i + batch_size])
 
-    def _enqueue(self, keys: list[str], front: bool = False) -> None:
-        batch = Batch(self.next_batch_id, list(keys))
+    def _enqueue(self, keys: list[str], front: bool = False, solo: bool = False) -> None:
+        batch = Batch(self.next_batch_id, list(keys), solo)
         self.next_batch_id += 1
         (self.pending.appendleft if front else self.pending.append)(batch)
 
+    def _forget(self, ref) -> _InFlight:
+        entry = self.in_flight.pop(ref)
+        self.ref_of_batch.pop(entry.batch.batch_id, None)
+        self.bytes_in_flight -= self.batch_bytes.pop(entry.batch.batch_id, 0)
+        return entry
+
+    def _busy(self, actor) -> bool:
+        return any(entry.actor == actor for entry in self.in_flight.values())
+
     # -- actors -----------------------------------------------------------------
-    def _submit(self, actor, batch_and_items):
+    def _submit(self, slot: _Slot, batch_and_items):
         batch, items = batch_and_items
-        ref = actor.process.remote(batch.batch_id, items)
-        self.in_flight[ref] = (batch, actor, self.generation[actor])
+        ref = slot.actor.process.remote(batch.batch_id, items)
+        self.submitted += 1
+        self.sent_since_start[slot.actor] += 1
+        if self.max_tasks_per_actor and self.sent_since_start[slot.actor] >= self.max_tasks_per_actor:
+            self.recycle_wanted.add(slot.actor)  # its N-th task: no more for this process
+        self.in_flight[ref] = _InFlight(batch, slot.actor, self.generation[slot.actor], self.submitted)
         self.ref_of_batch[batch.batch_id] = ref
         return ref
 
@@ -110,12 +155,18 @@ class BatchDispatcher:
             actor = self.waiting_ready.pop(ref)
             try:
                 worker, build_error = ray.get(ref)
-            except ray.exceptions.ActorUnavailableError:
-                # Restarting (its process died): ask again; the call waits for the restart.
+            except ray.exceptions.RayActorError as exc:
+                # Restarting: a call that reached the dying process fails; ask again
+                # (with max_restarts=-1 Ray brings it back when a node has room).
+                self.ready_failures[actor] += 1
+                logger.debug("%s not ready: %s: %s", self.name_of[actor], type(exc).__name__,
+                             str(exc).strip().splitlines()[0])
+                if self.ready_failures[actor] > 100:
+                    logger.warning("%s is gone for good: %s", self.name_of[actor],
+                                   str(exc).strip().splitlines()[0])
+                    continue
+                time.sleep(0.05 * min(self.ready_failures[actor], 20))
                 self.waiting_ready[actor.ready.remote()] = actor
-                continue
-            except ray.exceptions.RayError as exc:
-                logger.warning("an actor is gone for good: %s", str(exc).strip().splitlines()[0])
                 continue
             if build_error:
                 raise SetupError(f"cannot build the {self.pipeline_name} pipeline: {build_error}")
@@ -124,11 +175,30 @@ class BatchDispatcher:
                 self.waiting_ready[actor.ready.remote()] = actor
                 continue
             self.old_pid.pop(actor, None)
+            self.ready_failures.pop(actor, None)
             self.on_actor(worker)
+            self.benched.pop(actor, None)
+            self._push_slots(actor)
+
+    def _push_slots(self, actor) -> None:
+        for slot in self.slots[actor]:
             try:
-                self.pool.push(actor)
+                self.pool.push(slot)
             except ValueError:
-                pass  # still in the pool: its failure was not a death
+                pass  # still in the pool (idle, or its failed task not yet collected)
+
+    def _withdraw_down_actors(self) -> None:
+        """No work for an actor that is not up: take its slots out of the idle list
+        (ActorPool keeps a restarting actor's slot idle after some errors)."""
+        down = set(self.waiting_ready.values()) | self.recycle_wanted
+        if not down:
+            return
+        idle = []
+        while (slot := self.pool.pop_idle()) is not None:
+            idle.append(slot)
+        for slot in idle:
+            if slot.actor not in down:
+                self.pool.push(slot)
 
     def _handle_failed_task(self) -> None:
         """ActorPool raised for some task without saying which: find failed refs."""
@@ -138,35 +208,65 @@ class BatchDispatcher:
             return
         ready, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0)
         for ref in ready:
+            if ref not in self.in_flight:
+                continue  # handled with an earlier failure of the same actor
             try:
                 ray.get(ref, timeout=0)
                 continue  # finished fine; the pool hands it over later
-            except Exception as exc:  # noqa: BLE001 - any failure of the task
-                batch, actor, generation = self.in_flight.pop(ref)
-                self.ref_of_batch.pop(batch.batch_id, None)
-                self.bytes_in_flight -= self.batch_bytes.pop(batch.batch_id, 0)
-                error = exc
-            if generation < self.generation[actor]:
-                # Sent to a process whose death was already counted: not this batch's fault.
-                self.pending.appendleft(batch)
-                continue
-            self.generation[actor] += 1
-            self.restarts[self.name_of[actor]] += 1
-            logger.warning("%s died with batch %d (%d files); retrying them one by one",
-                           self.name_of[actor], batch.batch_id, len(batch.keys))
-            self._retry_or_quarantine(batch, error)
-            self._withdraw(actor)
-            self.waiting_ready[actor.ready.remote()] = actor  # rejoins once restarted
+            except ray.exceptions.RayTaskError as exc:  # the method raised; the actor lives
+                entry = self._forget(ref)
+                logger.debug("batch %d raised: %s", entry.batch.batch_id, exc)
+                self._unbench(entry.actor)
+                self._retry_or_quarantine(entry.batch, exc)
+            except Exception as exc:  # noqa: BLE001 - the actor's process is gone
+                logger.debug("batch %d lost its actor: %s", self.in_flight[ref].batch.batch_id,
+                             type(exc).__name__)
+                self._actor_died(ref, exc)
 
-    def _withdraw(self, actor) -> None:
-        """Take one actor out of the pool's idle list (the pool keeps a restarting
-        actor idle after some errors; it must not get work before it is up again)."""
-        idle = []
-        while (handle := self.pool.pop_idle()) is not None:
-            if handle != actor:
-                idle.append(handle)
-        for handle in idle:
-            self.pool.push(handle)
+    def _actor_died(self, ref, exc: BaseException) -> None:
+        """Blame the batch the process was running: of its batches sent to that process,
+        the oldest that failed (an actor runs its queue in order; the ones behind never
+        started). Those go back to the queue as they were; finished ones still count."""
+        import ray
+
+        entry = self.in_flight[ref]
+        actor = entry.actor
+        if entry.generation < self.generation[actor]:
+            self.pending.appendleft(self._forget(ref).batch)  # sent to a process already dead
+            return
+        same_process = [r for r, e in self.in_flight.items()
+                        if e.actor == actor and e.generation == entry.generation]
+        # A death resolves all of them within moments; wait so a result that was on its
+        # way is not mistaken for a failure.
+        ray.wait(same_process, num_returns=len(same_process), timeout=10)
+        failed = []
+        for other_ref in same_process:
+            try:
+                ray.get(other_ref, timeout=0)
+            except ray.exceptions.GetTimeoutError:
+                continue  # unresolved: judged when it resolves (its generation is now old)
+            except Exception:  # noqa: BLE001 - failed with the process
+                failed.append((self.in_flight[other_ref].seq, other_ref))
+        failed_refs = [r for _, r in sorted(failed)] or [ref]
+        self.generation[actor] += 1
+        self.restarts[self.name_of[actor]] += 1
+        batches = [self._forget(r).batch for r in failed_refs]
+        if len(batches) == 1:
+            # Alone on its process: this batch killed it.
+            logger.warning("%s died with batch %d (%d files); retrying them one by one",
+                           self.name_of[actor], batches[0].batch_id, len(batches[0].keys))
+            self._retry_or_quarantine(batches[0], exc)
+        else:
+            # Which of them killed it is unknown (a finished batch's reply can die with
+            # the process): no one is charged a try; each file reruns alone on an actor
+            # with nothing queued, where a death is unambiguous.
+            keys = [k for b in batches for k in b.keys]
+            logger.warning("%s died with %d batches queued (%d files); rerunning each file alone",
+                           self.name_of[actor], len(batches), len(keys))
+            for key in reversed(keys):
+                self._enqueue([key], front=True, solo=True)
+        if actor not in self.waiting_ready.values():
+            self.waiting_ready[actor.ready.remote()] = actor  # rejoins once restarted
 
     def _retry_or_quarantine(self, batch: Batch, exc: BaseException) -> None:
         text = str(exc).strip()
@@ -183,16 +283,20 @@ class BatchDispatcher:
                 quarantined.append(FileResult(key=key, failure=failure))
             else:
                 self.attempts[key] = tries + 1
-                # Alone in its batch next time, so a poison file cannot take others down.
-                self._enqueue([key], front=True)
+                # Alone, on an actor with nothing queued: a poison file takes no one down,
+                # and its next death is its own.
+                self._enqueue([key], front=True, solo=True)
         if quarantined:
             self.on_results(quarantined, None)
 
     # -- the loop ---------------------------------------------------------------
     def _dispatch_pending(self) -> None:
+        self._withdraw_down_actors()
         while self.pending and self.pool.has_free():
             if self.bytes_in_flight >= self.max_bytes_in_flight and self.in_flight:
                 break  # bound the object store: wait for batches to come back first
+            if self.pending[0].solo and not self._reserve_whole_actor():
+                break  # a suspect waits for an actor with nothing queued
             batch = self.pending.popleft()
             items, unread = [], []
             for key in batch.keys:
@@ -206,6 +310,36 @@ class BatchDispatcher:
                 self.batch_bytes[batch.batch_id] = size
                 self.bytes_in_flight += size
                 self.pool.submit(self._submit, (batch, items))
+                if self.recycle_wanted:
+                    self._withdraw_down_actors()
+
+    def _reserve_whole_actor(self) -> bool:
+        """Make the next ``pool.submit`` go to an actor none of whose slots is busy, and
+        bench its other slots until that batch is back (no prefetch behind a suspect)."""
+        idle = []
+        while (slot := self.pool.pop_idle()) is not None:
+            idle.append(slot)
+        chosen = None
+        for slot in idle:
+            siblings = self.slots[slot.actor]
+            if not self._busy(slot.actor) and all(s in idle for s in siblings):
+                chosen = slot
+                break
+        for slot in idle:
+            if chosen is None or slot.actor != chosen.actor:
+                self.pool.push(slot)
+        if chosen is None:
+            return False
+        self.benched[chosen.actor] = [s for s in self.slots[chosen.actor] if s is not chosen]
+        self.pool.push(chosen)  # last in, first out: pool.submit takes this one
+        return True
+
+    def _unbench(self, actor) -> None:
+        for slot in self.benched.pop(actor, []):
+            try:
+                self.pool.push(slot)
+            except ValueError:
+                pass
 
     def _collect_one(self, timeout: float) -> None:
         import ray
@@ -217,44 +351,44 @@ class BatchDispatcher:
         except ray.exceptions.RayError:
             self._handle_failed_task()
             return
-        ref = self.ref_of_batch.pop(result.batch_id, None)
-        entry = self.in_flight.pop(ref, None) if ref is not None else None
-        self.bytes_in_flight -= self.batch_bytes.pop(result.batch_id, 0)
-        if entry is None:
+        ref = self.ref_of_batch.get(result.batch_id)
+        if ref is None or ref not in self.in_flight:
             return  # already retried as a failure
-        actor = entry[1]
+        actor = self._forget(ref).actor
+        if actor not in set(self.waiting_ready.values()) | self.recycle_wanted:
+            self._unbench(actor)
         self.on_batch(result)
         self._maybe_recycle(actor, result)
 
     def _maybe_recycle(self, actor, result: BatchResult) -> None:
         """Restart an actor's process after N tasks or above a memory threshold.
 
-        Paddle pipelines grow on long runs (PaddleOCR #15738, #16173). The actor just
-        returned to the pool's idle list; it is taken out, killed with restart allowed,
-        and rejoins once Ray has started a fresh process. Never mid-task.
+        Paddle pipelines grow on long runs (PaddleOCR #15738, #16173). Only between
+        batches: the actor gets no new work, its queued batches finish, then it is
+        killed with restart allowed and rejoins once Ray has started a fresh process;
+        that is not counted as a retry of anything.
         """
         name = result.worker.actor_name
-        self.tasks_since_start[name] += 1
-        too_many = self.max_tasks_per_actor and self.tasks_since_start[name] >= self.max_tasks_per_actor
-        too_big = self.max_actor_memory_mb and result.rss_mb > self.max_actor_memory_mb
-        if not (too_many or too_big) or not self.pending:
-            return  # nothing left to give it: a fresh process would be wasted
+        if self.max_actor_memory_mb and result.rss_mb > self.max_actor_memory_mb:
+            self.recycle_wanted.add(actor)
+        if actor not in self.recycle_wanted or self._busy(actor):
+            return  # draining: no new work reaches it (see _withdraw_down_actors)
+        self.recycle_wanted.discard(actor)
+        if not self.pending:
+            self._push_slots(actor)  # nothing left to give it: a fresh process would be wasted
+            return
         import ray
 
-        idle = self.pool.pop_idle()
-        if idle is None:
-            return
-        if idle != actor:  # not the one that just finished: leave both alone this time
-            self.pool.push(idle)
-            return
         logger.info("recycling %s after %d tasks (%.0f MB resident)", name,
-                    self.tasks_since_start[name], result.rss_mb)
-        self.tasks_since_start[name] = 0
+                    self.sent_since_start[actor], result.rss_mb)
+        self.sent_since_start[actor] = 0
         self.recycled += 1
         self.restarts[name] += 1
+        self.generation[actor] += 1
         self.old_pid[actor] = result.worker.pid
         ray.kill(actor, no_restart=False)
         self.waiting_ready[actor.ready.remote()] = actor
+        self._withdraw_down_actors()
 
     def run(self) -> None:
         """Until every batch is done (or stopped): dispatch, collect, recover."""

@@ -328,7 +328,7 @@ class Driver:
                 read=self._read, on_batch=self._on_batch, on_results=self._write, on_actor=self._note_actor,
                 attempts=self.attempts, max_attempts=cfg.max_attempts, stop=stop.event,
                 max_tasks_per_actor=cfg.max_tasks_per_actor, max_actor_memory_mb=cfg.max_actor_memory_mb,
-                max_bytes_in_flight=cfg.max_bytes_in_flight,
+                max_bytes_in_flight=cfg.max_bytes_in_flight, prefetch_batches=cfg.prefetch_batches,
             )
             dispatcher.add_keys(todo, cfg.batch_size)
             try:
