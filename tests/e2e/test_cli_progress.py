@@ -50,3 +50,19 @@ def test_a_bar_on_a_terminal(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
     assert "ray_ocr:" in text and "4/4" in text and "file/s" in text  # tqdm's bar
     assert "progress:" not in text
+
+
+def test_rerun_skips_and_overwrite_redoes(tmp_path):
+    """Resume bookkeeping end to end (the engine's part, so the stand-in runs the files)."""
+    inputs = make_images(tmp_path / "in", 3)
+    base = [sys.executable, "-m", "ray_ocr.run", "--pipeline", STANDIN, "--input_dir", str(inputs),
+            "--output_dir", str(tmp_path / "out"), "--device", "cpu"]
+    first = subprocess.run(base, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and "0 skipped" in first.stdout
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("img_*.json")}
+    again = subprocess.run(base, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "3 skipped" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    redo = subprocess.run(base + ["--overwrite"], capture_output=True, text=True, timeout=300)
+    assert redo.returncode == 0 and "0 skipped" in redo.stdout and "3 files, 3 pages" in redo.stdout
+    assert all(p.stat().st_mtime_ns != t for p, t in mtimes.items())
