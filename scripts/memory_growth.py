@@ -22,13 +22,7 @@ DEFAULT_DOCS = REPO.parent / "shared" / "realdocs" / "paddleocr"
 # Small and medium real pictures: enough variety for Paddle's shape caches to grow.
 PICTURES = ["general_ocr_002.jpg", "11.jpg", "table.jpg", "textline.png", "word_ch_1.jpg",
             "word_en_10.png", "formula.png", "medal_table.png", "android_det_90.jpg", "sample_img.jpg"]
-OCR_PARAMS = {
-    "text_detection_model_name": "PP-OCRv5_mobile_det",
-    "text_recognition_model_name": "PP-OCRv5_mobile_rec",
-    "use_doc_orientation_classify": False,
-    "use_doc_unwarping": False,
-    "use_textline_orientation": False,
-}
+OFFLINE_PARAMS = REPO / "samples" / "ocr_mobile_offline.yaml"  # the quickstart's models
 
 
 def make_inputs(docs: Path, count: int, folder: Path) -> None:
@@ -54,11 +48,12 @@ def rss_profile(summary) -> dict:
 
 def run_variant(inputs: Path, out: Path, args, max_tasks: int) -> dict:
     import ray_ocr
+    from ray_ocr.config import load_params_file
 
     summary = ray_ocr.run(
         "OCR", str(inputs), str(out), device="cpu", instances_per_device=args.instances,
-        batch_size=args.batch_size, pipeline_params=OCR_PARAMS, max_tasks_per_actor=max_tasks,
-        overwrite=True,
+        batch_size=args.batch_size, pipeline_params=load_params_file(str(OFFLINE_PARAMS)),
+        max_tasks_per_actor=max_tasks, overwrite=True, progress_interval=-1,
     )
     return {
         "max_tasks_per_actor": max_tasks,

@@ -212,6 +212,7 @@ class Driver:
     # -- results --------------------------------------------------------------
     def _write(self, results: list[FileResult], worker: WorkerInfo | None) -> None:
         failed_before, pages_before = self.summary.failed, self.summary.pages
+        final: list[FileResult] = []  # as recorded: a failed write turns a result into a failure
         for result in results:
             attempts = max(1, self.attempts.get(result.key, 1))
             outputs: list[str] = []
@@ -239,9 +240,10 @@ class Driver:
                 self.summary.failures.append(dataclasses.replace(result.failure, attempts=attempts))
                 logger.error("FAILED %s", result.failure.one_line())
             self.manifest.record(result, outputs, attempts, worker)
+            final.append(result)
         self.manifest.sync()
         if self.metrics is not None:
-            self.metrics.record_files(results, worker.node_id if worker else None)
+            self.metrics.record_files(final, worker.node_id if worker else None)
         if self.progress is not None:
             self.progress.update(len(results), self.summary.pages - pages_before,
                                  self.summary.failed - failed_before)
@@ -260,7 +262,8 @@ class Driver:
         })
 
     def _note_actor(self, worker: WorkerInfo, batch_seconds: float | None = None) -> None:
-        """Per-actor statistics; a new pid under the same name is a restart."""
+        """Per-actor statistics (pids and nodes it has lived in; restarts come from
+        the dispatcher, which sees each death)."""
         stats = self.summary.actors.setdefault(
             worker.actor_name,
             {"node": worker.node_id, "nodes": [], "gpu_ids": list(worker.gpu_ids),
