@@ -613,12 +613,13 @@ def log(message: str) -> None:
 
 
 def run_all(args, plans: dict, work: Path) -> tuple[dict[str, list[dict]], dict]:
-    """Every runnable variant, --repeat times, interleaved (d, m, r, d, m, r, ...) so slow
-    drifts of a shared machine's load hit all variants alike."""
+    """Every runnable variant, --repeat times, interleaved and rotated (d m r, m r d,
+    r d m, ...) so that drifts of a shared machine's load hit all variants alike."""
     runs: dict[str, list[dict]] = {name: [] for name, plan in plans.items() if not isinstance(plan, str)}
     texts: dict[str, dict] = {}
+    names = list(runs)
     for rep in range(args.repeat):
-        for name, name_runs in runs.items():
+        for name in names[rep % len(names):] + names[:rep % len(names)]:
             job, kwargs, select, details = plans[name]
             out_dir = work / f"out_{name}_{rep}"
             log_path = work / "logs" / f"{name}_{rep}.log"
@@ -627,13 +628,13 @@ def run_all(args, plans: dict, work: Path) -> tuple[dict[str, list[dict]], dict]
             run = describe_run(name, measured, out_dir)
             run["details"] = {**details, **run["details"]}
             run["json_names"] = count_result_jsons(out_dir)
-            if rep == 0:
+            if name not in texts:
                 texts[name] = read_texts(out_dir)
             if not run["ok"]:
                 log(f"{name} FAILED; log {log_path}:\n{_tail(log_path)}\n{run.get('error')}")
             else:
                 log(f"{name}: {run['files']} files, {run['pages']} pages in {run['wall_seconds']:.1f} s")
-            name_runs.append(run)
+            runs[name].append(run)
             if not args.keep:  # outputs of many runs add up; names and texts are kept
                 shutil.rmtree(out_dir, ignore_errors=True)
     return runs, texts
@@ -829,7 +830,7 @@ def run_bench(args, work: Path) -> dict:
         "versions": versions(),
         "load_before": [round(x, 2) for x in os.getloadavg()],
     }
-    log(f"{len(inputs)} files ({pdfs} PDF, {pages} pages) from {len(sources)} documents; work dir {work}")
+    log(f"{len(inputs)} files ({pdfs} PDF, {pages} pages) from {min(len(sources), len(inputs))} documents; work dir {work}")
     # Warm-up on the first few distinct images: short, and large enough for threads to matter.
     warmup = [str(p) for p in sources if p.suffix.lower() != ".pdf"][:3] or [str(sources[0])]
     threads, reason, trials = choose_direct_threads(args, cores, warmup, work)
