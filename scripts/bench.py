@@ -439,6 +439,7 @@ def run_measured(name: str, job: Callable, kwargs: dict, out_dir: Path, select: 
     receiver, sender = ctx.Pipe(duplex=False)
     out_dir.mkdir(parents=True)
     load = os.getloadavg()[0]
+    machine_busy = busy_cpu_seconds()
     started = time.perf_counter()
     proc = ctx.Process(target=_child_entry, args=(job, kwargs, sender, str(log_path)), name=f"bench-{name}")
     proc.start()
@@ -447,9 +448,22 @@ def run_measured(name: str, job: Callable, kwargs: dict, out_dir: Path, select: 
     monitor.start()
     reply = _wait_reply(proc, receiver)
     wall = time.perf_counter() - started
+    machine_busy = busy_cpu_seconds() - machine_busy
     monitor.stop()
     proc.join()
-    return {"reply": reply, "wall_seconds": wall, "monitor": monitor, "load_1min_before": round(load, 2)}
+    # CPU the rest of the machine used meanwhile (other agents' tests, ...): the noise
+    # in this run's wall time, in cores.
+    others = max(0.0, machine_busy - sum(monitor.cpu_seconds().values())) / wall if wall else 0.0
+    return {"reply": reply, "wall_seconds": wall, "monitor": monitor, "load_1min_before": round(load, 2),
+            "other_load_cores": round(others, 2)}
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores) since boot."""
+    import psutil
+
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def _wait_reply(proc, receiver) -> dict:
@@ -504,6 +518,7 @@ def describe_run(name: str, measured: dict, out_dir: Path) -> dict:
         "cpu_seconds_per_page": round(sum(monitor.cpu_seconds().values()) / pages, 3) if pages else None,
         "rss_samples": monitor.samples,
         "load_1min_before": measured["load_1min_before"],
+        "other_load_cores": measured["other_load_cores"],
     }
     if not run["ok"]:
         run["error"] = reply.get("error")
@@ -734,7 +749,7 @@ def format_report(report: dict) -> str:
         "",
         (f"{'variant':<13}{'files':>6}{'pages':>6}{'wall s':>8}{'files/s':>9}{'pages/s':>9}"
          f"{'x files/s':>10}{'x pages/s':>10}{'1st res s':>10}{'steady p/s':>11}{'tail s':>8}{'peak RSS MB':>12}"
-         f"{'CPU s/page':>11}"),
+         f"{'CPU s/page':>11}{'other load':>11}"),
     ]
     for name, v in report["variants"].items():
         lines.append(
@@ -742,7 +757,8 @@ def format_report(report: dict) -> str:
             f"{v['pages_per_second']:>9.3f}{_fmt(v['ratio_files_per_second']):>10}"
             f"{_fmt(v['ratio_pages_per_second']):>10}{_fmt(v['first_result_seconds'], '.1f'):>10}"
             f"{_fmt(v['steady_pages_per_second'], '.3f'):>11}{_fmt(v['tail_seconds'], '.1f'):>8}"
-            f"{v['peak_rss_mb']:>12.0f}{_fmt(v['cpu_seconds_per_page']):>11}" + ("" if v["ok"] else "  FAILED"))
+            f"{v['peak_rss_mb']:>12.0f}{_fmt(v['cpu_seconds_per_page']):>11}{v['other_load_cores']:>11.2f}"
+            + ("" if v["ok"] else "  FAILED"))
     for name, reason in report["skipped"].items():
         lines.append(f"{name:<13}{reason}")
     lines.append("")
@@ -783,7 +799,8 @@ def _detail_lines(report: dict) -> list[str]:
         lines.append("same rec_texts per JSON as the first variant: " + ", ".join(texts))
     lines.append("outputs: " + ("OK, every variant wrote the same JSON files"
                                 if not report["problems"] else "PROBLEMS, see below"))
-    lines.append(f"load average after: {report['load_after']}")
+    lines.append("other load: cores busy with processes outside the variant while it ran (other users "
+                 f"of a shared machine: noise); load average after: {report['load_after']}")
     return lines
 
 
