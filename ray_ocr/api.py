@@ -82,7 +82,8 @@ def predict(
     spec = RunnerSpec(pipeline=ref, init_params=_frozen(pipeline_params), predict_params=_frozen(predict_params))
     ready: collections.deque[Prediction] = collections.deque()
 
-    def read(path: str):
+    def read(task):
+        path = task.key
         try:
             with open(path, "rb") as handle:
                 return InputItem(key=path, source_path=path, data=handle.read())

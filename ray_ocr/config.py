@@ -136,6 +136,12 @@ def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((mapping or {}).items()))
 
 
+# Parts of ~4 pages: short enough that no actor holds a long tail (a few seconds of
+# work each on CPU), long enough that the per-task overhead (a message, reopening
+# the PDF) stays negligible next to the pages' inference.
+DEFAULT_PAGES_PER_TASK = 4
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs. Built by the CLI or by ``ray_ocr.run(...)``."""
@@ -164,6 +170,7 @@ class RunConfig:
     max_bytes_in_flight: int = 1 << 30  # input bytes shipped to actors and not yet back
     follow_symlinks: bool = False
     prefetch_batches: int = 1  # batches queued on each actor beyond the one it runs
+    pages_per_task: int = DEFAULT_PAGES_PER_TASK  # a longer PDF is split into page ranges; 0: never
     verbose: bool = False
 
     @classmethod
@@ -194,6 +201,7 @@ class RunConfig:
         max_bytes_in_flight: int = 1 << 30,
         follow_symlinks: bool = False,
         prefetch_batches: int = 1,
+        pages_per_task: int = DEFAULT_PAGES_PER_TASK,
         verbose: bool = False,
     ) -> "RunConfig":
         """Validate user input and return a config; raises UsageError with one line."""
@@ -209,6 +217,8 @@ class RunConfig:
             raise UsageError(f"--output_dir {output_dir}: exists and is not a directory")
         if prefetch_batches < 0:
             raise UsageError(f"--prefetch_batches {prefetch_batches}: must be >= 0")
+        if pages_per_task < 0:
+            raise UsageError(f"--pages_per_task {pages_per_task}: must be >= 0 (0: never split a PDF)")
         if max_bytes_in_flight <= 0:
             raise UsageError(f"--max_bytes_in_flight {max_bytes_in_flight}: must be > 0")
         if batch_size <= 0:
@@ -258,6 +268,7 @@ class RunConfig:
             max_bytes_in_flight=max_bytes_in_flight,
             follow_symlinks=follow_symlinks,
             prefetch_batches=prefetch_batches,
+            pages_per_task=pages_per_task,
             verbose=verbose,
         )
 

@@ -7,6 +7,21 @@ object store in both directions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Task:
+    """A unit of work: a whole input file, or some pages of one PDF (`pages`, ascending
+    page indexes) when a long PDF is split across actors."""
+
+    key: str
+    pages: tuple[int, ...] | None = None
+
+    def __str__(self) -> str:
+        if self.pages is None:
+            return self.key
+        return f"{self.key} (pages {self.pages[0] + 1}-{self.pages[-1] + 1})"
 
 
 @dataclass(frozen=True)
@@ -16,14 +31,25 @@ class InputItem:
     `key` is the path relative to the input root (POSIX separators), `source_path`
     is what the output JSON names as ``input_path``. `pages` restricts a PDF to some
     page indexes (None: all pages). With `uri_root` set, `data` is empty and the actor
-    reads the bytes itself from that folder URI (every node can read it).
+    reads the bytes itself from that folder URI (every node can read it). The parts of
+    a split PDF share one copy of its bytes: `data` is then a reference to them in
+    Ray's object store, which the actor resolves (see engine/actors.py).
     """
 
     key: str
     source_path: str
-    data: bytes
+    data: Any
     pages: tuple[int, ...] | None = None
     uri_root: str | None = None
+
+    @property
+    def task(self) -> Task:
+        return Task(self.key, self.pages)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this item adds to the object store (a shared reference adds none)."""
+        return len(self.data) if isinstance(self.data, (bytes, bytearray, memoryview)) else 0
 
 
 @dataclass(frozen=True)
@@ -62,10 +88,15 @@ class FileResult:
     warnings: tuple[str, ...] = ()
     page_count: int | None = None
     seconds: float = 0.0
+    subset: tuple[int, ...] | None = None  # the pages asked for, when this is one part of a PDF
 
     @property
     def ok(self) -> bool:
         return self.failure is None
+
+    @property
+    def task(self) -> Task:
+        return Task(self.key, self.subset)
 
 
 @dataclass(frozen=True)

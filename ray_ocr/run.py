@@ -13,6 +13,7 @@ import sys
 import types
 
 from ray_ocr.errors import UsageError
+from ray_ocr.config import DEFAULT_PAGES_PER_TASK
 
 logger = logging.getLogger("ray_ocr")
 
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefetch_batches", type=int, default=1,
                    help="batches queued on each actor while it runs one, so it never waits for "
                         "input (default 1; 0: none)")
+    p.add_argument("--pages_per_task", type=int, default=DEFAULT_PAGES_PER_TASK,
+                   help="a PDF with more pages is split into page ranges of at most this many, run "
+                        "by several actors at once (default 4; 0: a PDF is always one task)")
     p.add_argument("--max_bytes_in_flight", type=int, default=1 << 30,
                    help="input bytes shipped to actors and not yet back (default 1 GiB); bounds "
                         "the driver's and the object store's memory")
@@ -132,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             max_bytes_in_flight=args.max_bytes_in_flight,
             follow_symlinks=args.follow_symlinks,
             prefetch_batches=args.prefetch_batches,
+            pages_per_task=args.pages_per_task,
             verbose=args.verbose,
         )
         from ray_ocr.engine.driver import Driver, SetupError

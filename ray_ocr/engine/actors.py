@@ -56,9 +56,19 @@ class PipelineActor:
         started = time.perf_counter()
         if self._runner is None:
             raise RuntimeError(self._build_error)
-        files = self._runner.process_batch(items)
+        files = self._runner.process_batch(_resolve_shared_bytes(items))
         return BatchResult(batch_id, tuple(files), self._worker, time.perf_counter() - started,
                            rss_mb=_rss_mb())
+
+
+def _resolve_shared_bytes(items: list[InputItem]) -> list[InputItem]:
+    """The parts of a split PDF carry a reference to its bytes (put once by the driver)."""
+    import dataclasses
+
+    import ray
+
+    return [dataclasses.replace(item, data=ray.get(item.data)) if isinstance(item.data, ray.ObjectRef) else item
+            for item in items]
 
 
 def _rss_mb() -> float:

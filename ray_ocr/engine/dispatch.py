@@ -6,8 +6,11 @@
 - Results come back unordered, as they finish.
 - Prefetch: each actor sits in the pool as 1 + ``prefetch_batches`` slots, so its next
   batch (bytes included) already waits in its queue while it computes the current one.
-- A batch whose actor died (segfault, OOM kill, node lost) is split and retried file
-  by file; Ray restarts the actor (``max_restarts``) and it rejoins the pool. A file
+- Work is a queue of Tasks: whole files, or page ranges of a long PDF (``read`` may
+  answer a task with several parts; they go to the front of the queue, one per batch,
+  so the pages of one PDF run on several actors at once).
+- A batch whose actor died (segfault, OOM kill, node lost) is split and retried task
+  by task; Ray restarts the actor (``max_restarts``) and it rejoins the pool. A file
   whose tries reach ``max_attempts`` is quarantined as a failure record.
 - A stop request (SIGINT/SIGTERM) stops dispatching; batches in flight still land.
 """
@@ -19,9 +22,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, WorkerInfo
+from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, Task, WorkerInfo
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ class SetupError(RuntimeError):
 @dataclass
 class Batch:
     batch_id: int
-    keys: list[str]
+    tasks: list[Task]
     solo: bool = False  # run on an actor with nothing queued behind it (crash suspects)
 
 
@@ -64,11 +67,11 @@ class BatchDispatcher:
         actors: dict,
         pipeline_name: str,
         *,
-        read: Callable[[str], InputItem | FileResult],
+        read: Callable[[Task], InputItem | FileResult | list[InputItem]],
         on_batch: Callable[[BatchResult], None],
         on_results: Callable[[list[FileResult], WorkerInfo | None], None],
         on_actor: Callable[[WorkerInfo], None],
-        attempts: dict[str, int],
+        attempts: dict[Task, int],
         max_attempts: int,
         stop: threading.Event | None = None,
         max_tasks_per_actor: int = 0,
@@ -113,12 +116,21 @@ class BatchDispatcher:
         self.interrupted = False
 
     # -- queue ------------------------------------------------------------------
-    def add_keys(self, keys: list[str], batch_size: int) -> None:
-        for i in range(0, len(keys), batch_size):
-            self._enqueue(keys[i : i + batch_size])
+    def add_keys(self, keys: Iterable[str], batch_size: int) -> None:
+        self.add_tasks((Task(key) for key in keys), batch_size)
 
-    def _enqueue(self, keys: list[str], front: bool = False, solo: bool = False) -> None:
-        batch = Batch(self.next_batch_id, list(keys), solo)
+    def add_tasks(self, tasks: Iterable[Task], batch_size: int) -> None:
+        batch: list[Task] = []
+        for task in tasks:
+            batch.append(task)
+            if len(batch) == batch_size:
+                self._enqueue(batch)
+                batch = []
+        if batch:
+            self._enqueue(batch)
+
+    def _enqueue(self, tasks: list[Task], front: bool = False, solo: bool = False) -> None:
+        batch = Batch(self.next_batch_id, list(tasks), solo)
         self.next_batch_id += 1
         (self.pending.appendleft if front else self.pending.append)(batch)
 
@@ -253,18 +265,18 @@ class BatchDispatcher:
         batches = [self._forget(r).batch for r in failed_refs]
         if len(batches) == 1:
             # Alone on its process: this batch killed it.
-            logger.warning("%s died with batch %d (%d files); retrying them one by one",
-                           self.name_of[actor], batches[0].batch_id, len(batches[0].keys))
+            logger.warning("%s died with batch %d (%d tasks); retrying them one by one",
+                           self.name_of[actor], batches[0].batch_id, len(batches[0].tasks))
             self._retry_or_quarantine(batches[0], exc)
         else:
             # Which of them killed it is unknown (a finished batch's reply can die with
             # the process): no one is charged a try; each file reruns alone on an actor
             # with nothing queued, where a death is unambiguous.
-            keys = [k for b in batches for k in b.keys]
-            logger.warning("%s died with %d batches queued (%d files); rerunning each file alone",
-                           self.name_of[actor], len(batches), len(keys))
-            for key in reversed(keys):
-                self._enqueue([key], front=True, solo=True)
+            tasks = [t for b in batches for t in b.tasks]
+            logger.warning("%s died with %d batches queued (%d tasks); rerunning each alone",
+                           self.name_of[actor], len(batches), len(tasks))
+            for task in reversed(tasks):
+                self._enqueue([task], front=True, solo=True)
         if actor not in self.waiting_ready.values():
             self.waiting_ready[actor.ready.remote()] = actor  # rejoins once restarted
 
@@ -272,20 +284,21 @@ class BatchDispatcher:
         text = str(exc).strip()
         reason = text.splitlines()[0] if text else type(exc).__name__
         quarantined = []
-        for key in reversed(batch.keys):
-            tries = self.attempts.get(key, 1)
+        for task in reversed(batch.tasks):
+            tries = self.attempts.get(task, 1)
             if tries >= self.max_attempts:
+                where = "" if task.pages is None else f"pages {task.pages[0]}-{task.pages[-1]}: "
                 failure = Failure(
-                    key=key, stage="crash", error_type=type(exc).__name__,
-                    message=f"the pipeline process died on each of {tries} tries ({reason})",
+                    key=task.key, stage="crash", error_type=type(exc).__name__,
+                    message=f"{where}the pipeline process died on each of {tries} tries ({reason})",
                     attempts=tries,
                 )
-                quarantined.append(FileResult(key=key, failure=failure))
+                quarantined.append(FileResult(key=task.key, failure=failure, subset=task.pages))
             else:
-                self.attempts[key] = tries + 1
+                self.attempts[task] = tries + 1
                 # Alone, on an actor with nothing queued: a poison file takes no one down,
                 # and its next death is its own.
-                self._enqueue([key], front=True, solo=True)
+                self._enqueue([task], front=True, solo=True)
         if quarantined:
             self.on_results(quarantined, None)
 
@@ -298,15 +311,21 @@ class BatchDispatcher:
             if self.pending[0].solo and not self._reserve_whole_actor():
                 break  # a suspect waits for an actor with nothing queued
             batch = self.pending.popleft()
-            items, unread = [], []
-            for key in batch.keys:
-                got = self.read(key)
-                (items if isinstance(got, InputItem) else unread).append(got)
+            items, unread, parts = [], [], []
+            for task in batch.tasks:
+                got = self.read(task)
+                if isinstance(got, list):  # a long PDF, split: its first part rides here
+                    items.append(got[0])
+                    parts.extend(got[1:])
+                else:
+                    (items if isinstance(got, InputItem) else unread).append(got)
+            for part in reversed(parts):
+                self._enqueue([part.task], front=True)
             if unread:
                 self.on_results(unread, None)
             if items:
-                batch.keys = [item.key for item in items]
-                size = sum(len(item.data) for item in items)
+                batch.tasks = [item.task for item in items]
+                size = sum(item.nbytes for item in items)
                 self.batch_bytes[batch.batch_id] = size
                 self.bytes_in_flight += size
                 self.pool.submit(self._submit, (batch, items))

@@ -33,9 +33,10 @@ from ray_ocr.io.outputs import (
     output_relpath,
 )
 from ray_ocr.io.storage import UriFolder, is_uri, open_folder
-from ray_ocr.io.documents import DEFAULT_MAX_IMAGE_PIXELS
+from ray_ocr.io.documents import DEFAULT_MAX_IMAGE_PIXELS, pdf_page_count, sniff_kind
+from ray_ocr.engine.page_split import SplitDocument, plan_parts
 from ray_ocr.models.runner import RunnerSpec
-from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, WorkerInfo
+from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, Task, WorkerInfo
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +147,9 @@ class Driver:
         self.state_dir = state_dir_for(config.output_dir)
         self.manifest = RunManifest(self.state_dir)
         self.summary = RunSummary()
-        self.attempts: dict[str, int] = collections.Counter()
+        self.attempts: dict[Task, int] = collections.Counter()
         self.bases: dict[str, str] = {}
+        self.splits: dict[str, SplitDocument] = {}  # long PDFs whose parts are out
         self._started = time.perf_counter()
         self._last_push = time.monotonic()
         self.progress = None
@@ -176,17 +178,37 @@ class Driver:
             logger.info("skipping %d inputs finished by an earlier run", len(done))
         return [k for k in keys if k not in done]
 
-    def _read(self, key: str) -> InputItem | FileResult:
+    def _read(self, task: Task) -> InputItem | FileResult | list[InputItem]:
         """Local inputs: the driver reads and ships the bytes (workers need no shared
-        disk). URI inputs: the actor reads them itself, straight from the store."""
+        disk). URI inputs: the actor reads them itself, straight from the store, except
+        PDFs when splitting is on (the driver must count their pages). A PDF longer than
+        --pages_per_task comes back as its parts."""
+        key = task.key
+        if task.pages is not None:  # a part of a split PDF (again, after a crash)
+            split = self.splits[key]
+            return InputItem(key=key, source_path=split.source_path, data=split.data, pages=task.pages)
         path = self.inputs.display(key)
-        if isinstance(self.inputs, UriFolder):
+        splittable = self.config.pages_per_task > 0
+        if isinstance(self.inputs, UriFolder) and not (splittable and key.lower().endswith(".pdf")):
             return InputItem(key=key, source_path=path, data=b"", uri_root=self.config.input_dir)
         try:
             data = self.inputs.read(key)
         except OSError as exc:
             return FileResult(key=key, failure=failure_for(key, "read", exc))
+        if splittable and sniff_kind(data) == "pdf":
+            parts = plan_parts(key, pdf_page_count(data, self.config.pdf_password) or 0,
+                               self.config.pages_per_task)
+            if parts:
+                return self._split(key, path, data, parts)
         return InputItem(key=key, source_path=path, data=data)
+
+    def _split(self, key: str, path: str, data: bytes, parts: list[Task]) -> list[InputItem]:
+        import ray
+
+        shared = ray.put(data)  # one copy in the object store for all its parts
+        self.splits[key] = SplitDocument(key, path, shared, parts[-1].pages[-1] + 1, set(parts))
+        logger.debug("%s: %d pages in %d parts", key, self.splits[key].page_count, len(parts))
+        return [InputItem(key=key, source_path=path, data=shared, pages=part.pages) for part in parts]
 
     def _pull_state(self) -> None:
         """For a URI output, resume from the manifest stored beside the outputs."""
@@ -210,29 +232,44 @@ class Driver:
         self._last_push = time.monotonic()
 
     # -- results --------------------------------------------------------------
+    def _write_outputs(self, result: FileResult) -> tuple[FileResult, list[str]]:
+        """Write one result's page JSONs (and saver files); a failed write turns the
+        result into a failure."""
+        outputs: list[str] = []
+        if not result.ok:
+            return result, outputs
+        base = self.bases[result.key]
+        try:
+            for page in result.pages:
+                for produced, data in page.extras:
+                    rel = extra_output_relpath(base, page.page_index, result.key, produced)
+                    self.outputs.write(rel, data)
+                    outputs.append(rel)
+                rel = output_relpath(base, page.page_index)
+                self.outputs.write(rel, page.json_text.encode("utf-8"))
+                outputs.append(rel)
+        except (OSError, ValueError) as exc:
+            failure = failure_for(result.key, "write", exc)
+            return FileResult(key=result.key, failure=failure, subset=result.subset), []
+        return result, outputs
+
     def _write(self, results: list[FileResult], worker: WorkerInfo | None) -> None:
         failed_before, pages_before = self.summary.failed, self.summary.pages
-        final: list[FileResult] = []  # as recorded: a failed write turns a result into a failure
+        finished: list[FileResult] = []  # inputs recorded now (a split PDF: its last part)
         for result in results:
-            attempts = max(1, self.attempts.get(result.key, 1))
-            outputs: list[str] = []
-            if result.ok:
-                try:
-                    for page in result.pages:
-                        base = self.bases[result.key]
-                        for produced, data in page.extras:
-                            rel = extra_output_relpath(base, page.page_index, result.key, produced)
-                            self.outputs.write(rel, data)
-                            outputs.append(rel)
-                        rel = output_relpath(base, page.page_index)
-                        self.outputs.write(rel, page.json_text.encode("utf-8"))
-                        outputs.append(rel)
-                except (OSError, ValueError) as exc:
-                    result = FileResult(key=result.key, failure=failure_for(result.key, "write", exc))
-                    outputs = []
+            attempts = max(1, self.attempts.get(result.task, 1))
+            result, outputs = self._write_outputs(result)
+            self.summary.pages += len(result.pages)
+            if result.subset is not None:
+                if result.key not in self.splits:
+                    continue  # a part that came back twice, after its PDF was recorded
+                whole = self.splits[result.key].add(result, outputs, attempts)
+                if whole is None:
+                    continue
+                del self.splits[result.key]  # drops the shared bytes
+                result, outputs, attempts = whole
             if result.ok:
                 self.summary.succeeded += 1
-                self.summary.pages += len(result.pages)
                 for warning in result.warnings:
                     logger.warning("%s: %s", result.key, warning)
             else:
@@ -240,12 +277,13 @@ class Driver:
                 self.summary.failures.append(dataclasses.replace(result.failure, attempts=attempts))
                 logger.error("FAILED %s", result.failure.one_line())
             self.manifest.record(result, outputs, attempts, worker)
-            final.append(result)
+            finished.append(result)
         self.manifest.sync()
         if self.metrics is not None:
-            self.metrics.record_files(final, worker.node_id if worker else None)
+            self.metrics.record_files(finished, worker.node_id if worker else None,
+                                      pages=self.summary.pages - pages_before)
         if self.progress is not None:
-            self.progress.update(len(results), self.summary.pages - pages_before,
+            self.progress.update(len(finished), self.summary.pages - pages_before,
                                  self.summary.failed - failed_before)
 
     def _on_batch(self, result: BatchResult) -> None:
@@ -256,7 +294,8 @@ class Driver:
         self.summary.timeline.append({
             "actor": result.worker.actor_name,
             "t": round(time.perf_counter() - self._started, 3),
-            "files": len(result.files),
+            "files": sum(1 for f in result.files if f.subset is None),
+            "parts": sum(1 for f in result.files if f.subset is not None),
             "pages": sum(len(f.pages) for f in result.files),
             "rss_mb": round(result.rss_mb, 1),
         })

@@ -34,14 +34,15 @@ class RunMetrics:
     def _tags(self, node: str | None) -> dict:
         return {"pipeline": self.pipeline, "node": node or "driver"}
 
-    def record_files(self, results: list[FileResult], node: str | None) -> None:
+    def record_files(self, results: list[FileResult], node: str | None, pages: int = 0) -> None:
+        """`results`: inputs recorded as finished; `pages`: page JSONs written (a split
+        PDF's pages count as its parts land, the PDF once its last part is in)."""
         tags = self._tags(node)
+        if pages:
+            self.pages_done.inc(pages, tags)
         done = [r for r in results if r.ok]
         if done:
             self.files_done.inc(len(done), tags)
-            pages = sum(len(r.pages) for r in done)
-            if pages:
-                self.pages_done.inc(pages, tags)
         if len(done) < len(results):
             self.files_failed.inc(len(results) - len(done), tags)
 

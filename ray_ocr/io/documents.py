@@ -131,6 +131,20 @@ def open_pdf(data: bytes, password: str | None = None):
     return doc
 
 
+def pdf_page_count(data: bytes, password: str | None = None) -> int | None:
+    """Pages in a PDF, or None when it cannot be opened (its actor will say why)."""
+    import pypdfium2 as pdfium
+
+    try:
+        doc = pdfium.PdfDocument(data, password=password)
+    except pdfium.PdfiumError:
+        return None
+    try:
+        return len(doc)
+    finally:
+        doc.close()
+
+
 def iter_pdf_pages(
     data: bytes,
     pages: tuple[int, ...] | None = None,

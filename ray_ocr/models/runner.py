@@ -148,11 +148,13 @@ class PipelineRunner:
             warnings=tuple(warnings),
             page_count=page_count,
             seconds=time.perf_counter() - started,
+            subset=item.pages,
         )
 
     def _failed(self, item: InputItem, stage: str, kind: str, message: str, started: float) -> FileResult:
         failure = Failure(key=item.key, stage=stage, error_type=kind, message=message)
-        return FileResult(key=item.key, failure=failure, seconds=time.perf_counter() - started)
+        return FileResult(key=item.key, failure=failure, seconds=time.perf_counter() - started,
+                          subset=item.pages)
 
     def _pages(
         self, item: InputItem, kind: str, warnings: list[str]

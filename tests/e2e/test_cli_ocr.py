@@ -33,7 +33,10 @@ def ocr_run(tmp_path_factory):
     inputs = copy_docs(root / "in", IMAGES + PDFS)
     out = root / "out"
     args = ["--pipeline", "OCR", "--input_dir", str(inputs), "--output_dir", str(out), "--device", "cpu",
-            "--instances_per_device", "2", "--batch_size", "2", *cli_params(MOBILE_OCR_PARAMS)]
+            "--instances_per_device", "2", "--batch_size", "2", *cli_params(MOBILE_OCR_PARAMS),
+            # Each 4-page PDF runs as two 2-page tasks: the JSON comparisons below then
+            # show that split processing writes what PaddleOCR writes for the whole file.
+            "--pages_per_task", "2"]
     proc = run_cli(*args)
     return inputs, out, args, proc
 
@@ -51,6 +54,12 @@ def test_every_input_has_its_json(ocr_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["succeeded"] == len(IMAGES) + len(PDFS) and summary["pages"] == len(IMAGES) + 8
     assert len(summary["actors"]) == 2
+    assert sum(event["parts"] for event in summary["timeline"]) == 2 * len(PDFS)
+    records = [json.loads(line) for line in (out / "ray_ocr_manifest.jsonl").read_text().splitlines()]
+    for pdf in PDFS:
+        [record] = [r for r in records if r["key"] == pdf]
+        assert record["status"] == "done" and record["pages"] == 4
+        assert sorted(record["outputs"]) == [f"{pdf[:-4]}_{i}.json" for i in range(4)]
 
 
 def test_texts_match_the_expected(ocr_run):
