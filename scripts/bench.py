@@ -31,7 +31,14 @@ Usage (from the repository root):
     python scripts/bench.py --files 400 --instances 2 --batch_size 4 --device gpu:0,1
     python scripts/bench.py --docs my_scans/ --files 200 --variants direct,ray_ocr
 
+Long PDFs (page-range tasks): `--long_pdf 30` makes the input one 30-page PDF (pages of the
+realdocs PDFs, repeated) plus 4 images; the file-granular multiprocess variant holds that
+PDF on one process while ray_ocr spreads its pages over its actors (--pages_per_task).
+
+    python scripts/bench.py --long_pdf 30 --instances 2 --json long.json
+
 Options: --files N, --instances K (per device), --batch_size B, --device cpu|gpu:0,1,...,
+--long_pdf PAGES, --pages_per_task N (ray_ocr's; default its own),
 --variants LIST, --docs DIR (every image/PDF under DIR instead of the default mix),
 --repeat R (runs interleaved; the fastest run of each variant is reported), --direct_threads T, --json PATH,
 --keep (keep the inputs, outputs and per-variant logs).
@@ -114,6 +121,33 @@ def make_inputs(sources: list[Path], count: int, folder: Path) -> list[Path]:
         dest = folder / f"{i:05d}_{src.name}"
         shutil.copyfile(src, dest)
         inputs.append(dest)
+    return inputs
+
+
+LONG_PDF_SOURCES = ["pdflatex-outline.pdf", "sample_pdf.pdf", "Seige_of_Vicksburg_Sample_OCR.pdf"]
+LONG_PDF_IMAGES = ["general_ocr_002.jpg", "book.jpg", "img_12.jpg", "11.jpg"]
+
+
+def make_long_pdf_inputs(pages: int, folder: Path) -> list[Path]:
+    """One `pages`-page PDF (the realdocs PDFs' pages, in turn, repeated) and 4 images."""
+    import pypdfium2
+
+    folder.mkdir(parents=True)
+    docs = [pypdfium2.PdfDocument(str(p)) for p in pick_sources(None, LONG_PDF_SOURCES)]
+    out = pypdfium2.PdfDocument.new()
+    while len(out) < pages:
+        for doc in docs:
+            take = min(len(doc), pages - len(out))
+            if take > 0:
+                out.import_pages(doc, list(range(take)))
+    dest = folder / f"00000_long_{pages}p.pdf"
+    out.save(str(dest))
+    for doc in docs + [out]:
+        doc.close()
+    inputs = [dest]
+    for i, src in enumerate(pick_sources(None, LONG_PDF_IMAGES), start=1):
+        inputs.append(folder / f"{i:05d}_{src.name}")
+        shutil.copyfile(src, inputs[-1])
     return inputs
 
 
@@ -265,12 +299,15 @@ def _collect_reports(reports, workers) -> list[dict]:
     return collected
 
 
-def ray_ocr_job(input_dir: str, out_dir: str, device: str, instances: int, batch_size: int) -> dict:
+def ray_ocr_job(input_dir: str, out_dir: str, device: str, instances: int, batch_size: int,
+                pages_per_task: int | None = None) -> dict:
     import ray_ocr
 
+    options = {} if pages_per_task is None else {"pages_per_task": pages_per_task}
     summary = ray_ocr.run(
         "OCR", input_dir, out_dir, device=device, instances_per_device=instances,
         batch_size=batch_size, pipeline_params=OCR_PARAMS, overwrite=True, progress_interval=-1,
+        **options,
     )
     actors = {}
     for name, stats in summary.actors.items():
@@ -608,10 +645,10 @@ def plan_variants(args, inputs: list[Path], input_dir: Path, cores: int, direct_
         elif name == "ray_ocr":
             plans[name] = (ray_ocr_job,
                            {"input_dir": str(input_dir), "device": args.device, "instances": args.instances,
-                            "batch_size": args.batch_size},
+                            "batch_size": args.batch_size, "pages_per_task": args.pages_per_task},
                            select_ray,
                            {"instances_per_device": args.instances, "batch_size": args.batch_size,
-                            "cpu_threads": mp_threads})
+                            "cpu_threads": mp_threads, "pages_per_task": args.pages_per_task})
         elif name == "multidevice":
             if kind != "gpu":
                 plans[name] = "skipped: PaddleOCR's multi-device mode needs --device gpu:0,1,... (this run is on CPU)"
@@ -674,10 +711,14 @@ def representative(runs: list[dict]) -> dict:
 def add_ratios(variants: dict[str, dict]) -> None:
     """files/s and pages/s of each variant over direct's (None when direct did not run)."""
     base = variants.get("direct")
+    mp = variants.get("multiprocess")
     for run in variants.values():
         for key in ("files_per_second", "pages_per_second"):
             ok = base and base["ok"] and base[key] > 0
             run[f"ratio_{key}"] = round(run[key] / base[key], 3) if ok else None
+        # The long-PDF target is a time: this variant's wall time over multiprocess's.
+        ok = mp and mp["ok"] and mp["wall_seconds"] > 0 and run["ok"]
+        run["wall_vs_multiprocess"] = round(run["wall_seconds"] / mp["wall_seconds"], 3) if ok else None
 
 
 def check_outputs(variants: dict[str, dict], runs: dict[str, list[dict]], texts: dict,
@@ -785,6 +826,9 @@ def _detail_lines(report: dict) -> list[str]:
             lines.append(f"  {actor}: busy {a['busy_seconds']:.1f} s = {a['busy_ratio']:.0%} of wall, "
                          f"{a['batches']} batches, first batch back at {_fmt(a['first_batch_t'], '.1f')} s, "
                          f"last at {_fmt(a['last_batch_t'], '.1f')} s")
+    if "multiprocess" in variants:
+        lines.append("wall time / multiprocess's: " + ", ".join(
+            f"{n} {_fmt(v.get('wall_vs_multiprocess'), '.2f')}" for n, v in variants.items()))
     if s["repeat"] > 1:
         lines.append("wall s of every run (the fastest is in the table): " + "; ".join(
             f"{n} " + ", ".join(f"{w:.1f}" for w in v["all_wall_seconds"]) for n, v in variants.items()))
@@ -818,6 +862,10 @@ def parse_args(argv=None):
     parser.add_argument("--direct_threads", type=int, default=None, help="cpu_threads for direct (skips the warm-up)")
     parser.add_argument("--quick", action="store_true",
                         help="CI size: 4 small files (3 images, a 4-page PDF), no warm-up")
+    parser.add_argument("--long_pdf", type=int, default=None, metavar="PAGES",
+                        help="input: one PAGES-page PDF and 4 images (instead of --files/--docs)")
+    parser.add_argument("--pages_per_task", type=int, default=None,
+                        help="ray_ocr's --pages_per_task (default: ray_ocr's own)")
     parser.add_argument("--json", type=Path, default=None, help="write every number here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary inputs, outputs and logs")
     args = parser.parse_args(argv)
@@ -829,14 +877,22 @@ def parse_args(argv=None):
     for flag in ("files", "instances", "batch_size", "repeat"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be >= 1")
+    if args.long_pdf is not None and args.long_pdf < 1:
+        parser.error("--long_pdf must be >= 1")
+    if args.pages_per_task is not None and args.pages_per_task < 0:
+        parser.error("--pages_per_task must be >= 0")
     parse_device(args.device)
     return args
 
 
 def run_bench(args, work: Path) -> dict:
     cores = cpu_cores()
-    sources = pick_sources(args.docs, QUICK_MIX if args.quick and args.docs is None else DEFAULT_MIX)
-    inputs = make_inputs(sources, args.files, work / "in")
+    if args.long_pdf:
+        inputs = make_long_pdf_inputs(args.long_pdf, work / "in")
+        sources = [p for p in inputs if p.suffix.lower() != ".pdf"]
+    else:
+        sources = pick_sources(args.docs, QUICK_MIX if args.quick and args.docs is None else DEFAULT_MIX)
+        inputs = make_inputs(sources, args.files, work / "in")
     pages = sum(count_pages(p) for p in inputs)
     pdfs = sum(1 for p in inputs if p.suffix.lower() == ".pdf")
     (work / "logs").mkdir()
@@ -863,6 +919,7 @@ def run_bench(args, work: Path) -> dict:
             "files": len(inputs), "images": len(inputs) - pdfs, "pdfs": pdfs, "pages": pages,
             "sources": [str(p) for p in sources], "device": args.device, "instances": args.instances,
             "batch_size": args.batch_size, "repeat": args.repeat, "quick": args.quick,
+            "long_pdf": args.long_pdf, "pages_per_task": args.pages_per_task,
             "direct_threads": threads, "direct_threads_reason": reason, "direct_warmup": trials,
             "sample_seconds": SAMPLE_SECONDS,
         },

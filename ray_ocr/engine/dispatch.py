@@ -308,8 +308,11 @@ class BatchDispatcher:
         while self.pending and self.pool.has_free():
             if self.bytes_in_flight >= self.max_bytes_in_flight and self.in_flight:
                 break  # bound the object store: wait for batches to come back first
-            if self.pending[0].solo and not self._reserve_whole_actor():
-                break  # a suspect waits for an actor with nothing queued
+            if self.pending[0].solo:
+                if not self._reserve_whole_actor():
+                    break  # a suspect waits for an actor with nothing queued
+            else:
+                self._least_loaded_last()
             batch = self.pending.popleft()
             items, unread, parts = [], [], []
             for task in batch.tasks:
@@ -331,6 +334,18 @@ class BatchDispatcher:
                 self.pool.submit(self._submit, (batch, items))
                 if self.recycle_wanted:
                     self._withdraw_down_actors()
+
+    def _least_loaded_last(self) -> None:
+        """``pool.submit`` takes the last idle slot: make it one of the actor with the
+        fewest batches in flight, so every actor gets a batch before any gets its
+        prefetch batch (else the first pages of a split PDF queue up on one actor)."""
+        idle = []
+        while (slot := self.pool.pop_idle()) is not None:
+            idle.append(slot)
+        load = collections.Counter(entry.actor for entry in self.in_flight.values())
+        idle.sort(key=lambda slot: (-load[slot.actor], -slot.index))
+        for slot in idle:
+            self.pool.push(slot)
 
     def _reserve_whole_actor(self) -> bool:
         """Make the next ``pool.submit`` go to an actor none of whose slots is busy, and

@@ -84,3 +84,46 @@ def test_a_part_that_kills_its_actor_fails_only_its_pdf(ray_cluster, tmp_path):
                         pages_per_task=4, progress_interval=-1)
     assert again.skipped == 3 and again.succeeded == 1 and again.pages == pages
     assert len(list(out.glob("a_long_*.json"))) == pages
+
+
+def test_every_actor_gets_a_batch_before_any_gets_its_prefetch_batch(ray_cluster):
+    """Two actors up, two slots each, as many tasks as actors: one each, never both
+    queued on one actor (which would serialise the first parts of a split PDF)."""
+    from ray_ocr.config import DeviceRequest
+    from ray_ocr.engine.actors import start_actors
+    from ray_ocr.engine.cluster import describe_cluster
+    from ray_ocr.engine.dispatch import BatchDispatcher
+    from ray_ocr.engine.placement import plan_actors
+    from ray_ocr.models.runner import RunnerSpec
+    from ray_ocr.pipelines import resolve_pipeline
+    from ray_ocr.records import InputItem, Task
+
+    import cv2
+    import numpy as np
+
+    png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    slots = plan_actors("Standin", DeviceRequest.parse("cpu"), describe_cluster(embedded=False), 2)
+    actors = start_actors(slots, RunnerSpec(pipeline=resolve_pipeline(STANDIN),
+                                            init_params=(("sleep_seconds", 1.0),)))
+    ray_cluster.get([a.ready.remote() for a in actors.values()], timeout=120)
+    ran_on = {}
+
+    def on_batch(result):
+        for f in result.files:
+            ran_on[f.key] = result.worker.actor_name
+
+    for round_ in range(3):  # the idle order after a round must not matter either
+        dispatcher = BatchDispatcher(
+            actors, "Standin", read=lambda task: InputItem(task.key, task.key, png),
+            on_batch=on_batch, on_results=lambda *a: None, on_actor=lambda w: None,
+            attempts={}, max_attempts=1, prefetch_batches=1,
+        )
+        dispatcher._admit_ready(block=True)
+        while dispatcher.waiting_ready:
+            dispatcher._admit_ready(block=True)
+        keys = [f"r{round_}_{i}" for i in range(2)]
+        dispatcher.add_tasks([Task(k) for k in keys], batch_size=1)
+        for _ in dispatcher.steps():
+            pass
+        assert len({ran_on[k] for k in keys}) == 2, ran_on
+    dispatcher.shutdown()
