@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 import time
@@ -38,6 +39,11 @@ class Batch:
     batch_id: int
     tasks: list[Task]
     solo: bool = False  # run on an actor with nothing queued behind it (crash suspects)
+
+
+def _batched(tasks: Iterator[Task], size: int) -> Iterator[list[Task]]:
+    while batch := list(itertools.islice(tasks, size)):
+        yield batch
 
 
 class _Slot:
@@ -107,6 +113,7 @@ class BatchDispatcher:
         self.stop = stop or threading.Event()
         self.pool = ActorPool([])
         self.pending: collections.deque[Batch] = collections.deque()
+        self._sources: list[Iterator[list[Task]]] = []  # lazily read task batches
         self.waiting_ready: dict = {a.ready.remote(): a for a in self.actors}  # ref -> actor not up
         self.in_flight: dict = {}  # ObjectRef -> _InFlight
         self.generation: collections.Counter = collections.Counter()  # actor -> deaths seen
@@ -120,14 +127,24 @@ class BatchDispatcher:
         self.add_tasks((Task(key) for key in keys), batch_size)
 
     def add_tasks(self, tasks: Iterable[Task], batch_size: int) -> None:
-        batch: list[Task] = []
-        for task in tasks:
-            batch.append(task)
-            if len(batch) == batch_size:
+        """Queue `tasks` in batches of `batch_size`. Taken lazily: an iterator (a folder
+        walk) is only read as far as the queue needs (a few batches per slot)."""
+        self._sources.append(_batched(iter(tasks), batch_size))
+
+    def _refill(self) -> None:
+        """Keep a few batches per slot queued, pulled from the task sources."""
+        want = 2 * sum(len(s) for s in self.slots.values())
+        while self._sources and len(self.pending) < want:
+            batch = next(self._sources[0], None)
+            if batch is None:
+                self._sources.pop(0)
+            else:
                 self._enqueue(batch)
-                batch = []
-        if batch:
-            self._enqueue(batch)
+
+    def _has_work(self) -> bool:
+        if not self.pending:
+            self._refill()
+        return bool(self.pending)
 
     def _enqueue(self, tasks: list[Task], front: bool = False, solo: bool = False) -> None:
         batch = Batch(self.next_batch_id, list(tasks), solo)
@@ -305,6 +322,7 @@ class BatchDispatcher:
     # -- the loop ---------------------------------------------------------------
     def _dispatch_pending(self) -> None:
         self._withdraw_down_actors()
+        self._refill()
         while self.pending and self.pool.has_free():
             if self.bytes_in_flight >= self.max_bytes_in_flight and self.in_flight:
                 break  # bound the object store: wait for batches to come back first
@@ -326,6 +344,7 @@ class BatchDispatcher:
                 self._enqueue([part.task], front=True)
             if unread:
                 self.on_results(unread, None)
+            self._refill()
             if items:
                 batch.tasks = [item.task for item in items]
                 size = sum(item.nbytes for item in items)
@@ -408,7 +427,7 @@ class BatchDispatcher:
         if actor not in self.recycle_wanted or self._busy(actor):
             return  # draining: no new work reaches it (see _withdraw_down_actors)
         self.recycle_wanted.discard(actor)
-        if not self.pending:
+        if not self._has_work():
             self._push_slots(actor)  # nothing left to give it: a fresh process would be wasted
             return
         import ray
@@ -433,10 +452,13 @@ class BatchDispatcher:
         """The dispatch loop, one iteration per step (at least one a second), so a
         caller can consume results as they come (``ray_ocr.predict``) or show progress."""
         self._admit_ready(block=True)
-        while self.pending or self.pool.has_next():
-            if self.stop.is_set() and self.pending:
+        while self._has_work() or self.pool.has_next():
+            if self.stop.is_set() and (self.pending or self._sources):
                 self.interrupted = True
                 self.pending.clear()
+                self._sources.clear()
+                if not self.pool.has_next():
+                    break
             if not self.pool.has_next() and not self.pool.has_free():
                 if not self.waiting_ready:
                     raise SetupError("no pipeline actor is left to run the remaining inputs")

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import logging
 import os
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from ray_ocr.config import RunConfig
 from ray_ocr.engine.dispatch import SetupError  # noqa: F401 - re-exported for the CLI
 from ray_ocr.engine.manifest import FAILURES_NAME, MANIFEST_NAME, RunManifest, failure_for
 from ray_ocr.errors import UsageError
-from ray_ocr.io.discovery import list_inputs
+from ray_ocr.io.discovery import group_by_folder, iter_input_folders
 from ray_ocr.io.outputs import (
     assign_output_bases,
     atomic_write_bytes,
@@ -150,33 +152,69 @@ class Driver:
         self.attempts: dict[Task, int] = collections.Counter()
         self.bases: dict[str, str] = {}
         self.splits: dict[str, SplitDocument] = {}  # long PDFs whose parts are out
+        self.todo_total: int | None = None  # known once discovery has walked every folder
         self._started = time.perf_counter()
         self._last_push = time.monotonic()
         self.progress = None
         self.metrics = None
 
     # -- inputs ---------------------------------------------------------------
-    def plan_inputs(self) -> list[str]:
+    def plan_inputs(self) -> Iterator[str] | tuple[()]:
+        """The keys to run, lazily (see io/discovery.py), skipping inputs an earlier run
+        finished. Discovery runs up to the first key to run before this returns, so a
+        run with no input fails, and a run with nothing left to do ends, before Ray starts."""
+        cfg = self.config
+        if not cfg.overwrite:
+            self._pull_state()
+        keys = self._discover()
+        first = next(keys, None)
+        if first is None:
+            if self.summary.files == 0:
+                raise UsageError(
+                    f"--input_dir {cfg.input_dir}: no file matches --input_glob_pattern {cfg.input_glob_pattern!r}"
+                )
+            return ()  # all finished by an earlier run
+        return itertools.chain([first], keys)
+
+    def _input_groups(self) -> Iterator[list[str]]:
         cfg = self.config
         if isinstance(self.inputs, UriFolder):
-            keys = self.inputs.list(cfg.input_glob_pattern)
-        else:
-            keys = list_inputs(cfg.input_dir, cfg.input_glob_pattern, exclude_dir=cfg.output_dir,
-                               follow_symlinks=cfg.follow_symlinks)
-        if not keys:
-            raise UsageError(
-                f"--input_dir {cfg.input_dir}: no file matches --input_glob_pattern {cfg.input_glob_pattern!r}"
-            )
-        self.bases = assign_output_bases(keys)
-        self.summary.files = len(keys)
-        if cfg.overwrite:
-            return keys
-        self._pull_state()
-        done = self.manifest.completed(keys, self.outputs.exists_all)
-        self.summary.skipped = len(done)
-        if done:
-            logger.info("skipping %d inputs finished by an earlier run", len(done))
-        return [k for k in keys if k not in done]
+            return group_by_folder(self.inputs.list(cfg.input_glob_pattern))
+        return iter_input_folders(cfg.input_dir, cfg.input_glob_pattern, exclude_dir=cfg.output_dir,
+                                  follow_symlinks=cfg.follow_symlinks)
+
+    def _discover(self) -> Iterator[str]:
+        """Folder by folder: name the outputs, count the inputs, skip the finished ones.
+        The total is known as soon as the last folder has been listed."""
+        finished = {} if self.config.overwrite else self.manifest.finished_outputs()
+        groups = self._input_groups()
+        group = next(groups, None)
+        todo_before = 0
+        while group is not None:
+            self.bases.update(assign_output_bases(group))
+            self.summary.files += len(group)
+            candidates = {key: finished[key] for key in group if key in finished}
+            present = (self.outputs.exists_all(rel for outs in candidates.values() for rel in outs)
+                       if candidates else set())
+            todo = []
+            for key in group:
+                outputs = candidates.get(key)
+                if outputs and all(rel in present for rel in outputs):
+                    self.summary.skipped += 1
+                else:
+                    todo.append(key)
+            group = next(groups, None)
+            if group is None:
+                self._discovered(todo_before + len(todo))
+            todo_before += len(todo)
+            yield from todo
+
+    def _discovered(self, total: int) -> None:
+        self.todo_total = total
+        if self.progress is not None:
+            self.progress.set_total(total)
+        if self.summary.skipped:
+            logger.info("skipped %d inputs finished by an earlier run", self.summary.skipped)
 
     def _read(self, task: Task) -> InputItem | FileResult | list[InputItem]:
         """Local inputs: the driver reads and ships the bytes (workers need no shared
@@ -346,7 +384,7 @@ class Driver:
         self._push_state()
         return self.summary
 
-    def _dispatch(self, cluster, spec: RunnerSpec, todo: list[str]) -> None:
+    def _dispatch(self, cluster, spec: RunnerSpec, todo: Iterator[str]) -> None:
         from ray_ocr.engine.actors import start_actors
         from ray_ocr.engine.dispatch import BatchDispatcher
         from ray_ocr.engine.placement import plan_actors
@@ -362,7 +400,7 @@ class Driver:
                     len(cluster.nodes))
         from ray_ocr.engine.progress import Progress
 
-        self.progress = Progress(len(todo), interval=cfg.progress_interval, enabled=cfg.progress_interval >= 0)
+        self.progress = Progress(self.todo_total, interval=cfg.progress_interval, enabled=cfg.progress_interval >= 0)
         self.metrics = _start_metrics(cfg.pipeline.display_name)
         with _StopFlag() as stop:
             dispatcher = BatchDispatcher(

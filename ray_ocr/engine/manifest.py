@@ -49,6 +49,19 @@ class RunManifest:
                 latest[record["key"]] = record
         return latest
 
+    def finished_outputs(self) -> dict[str, list[str]]:
+        """{key: its outputs} for inputs whose latest record is done (what a rerun may skip)."""
+        finished = {}
+        for record in read_jsonl(self.path):
+            key = record.get("key")
+            if key is None:
+                continue
+            if record.get("status") == "done" and record.get("outputs"):
+                finished[key] = record["outputs"]
+            else:
+                finished.pop(key, None)
+        return finished
+
     def completed(self, keys: Iterable[str], exists_all: Callable[[Iterable[str]], set[str]]) -> set[str]:
         """Keys whose outputs are all present from an earlier run; `exists_all` says
         which of some output paths exist (one listing for a URI folder)."""

@@ -18,19 +18,28 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, total_files: int, *, interval: float = 30.0, stream=None, enabled: bool = True):
+    """`total_files` may be None while discovery is still walking the input folders;
+    ``set_total`` gives it once known (until then no percentage and no ETA)."""
+
+    def __init__(self, total_files: int | None, *, interval: float = 30.0, stream=None, enabled: bool = True):
         self.total = total_files
         self.files = self.pages = self.failed = 0
         self.interval = interval
         self.stream = stream or sys.stderr
         self.started = self._last_line = time.monotonic()
-        self.enabled = enabled and total_files > 0
+        self.enabled = enabled and total_files != 0
         self._bar = None
         if self.enabled and self.stream.isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(total=total_files, unit="file", file=self.stream, dynamic_ncols=True,
                              desc="ray_ocr", smoothing=0.1)
+
+    def set_total(self, total_files: int) -> None:
+        self.total = total_files
+        if self._bar is not None:
+            self._bar.total = total_files
+            self._bar.refresh()
 
     def update(self, files: int, pages: int, failed: int) -> None:
         self.files += files
@@ -44,6 +53,9 @@ class Progress:
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
         rate = self.files / elapsed if elapsed > 0 else 0.0
+        if self.total is None:  # still discovering inputs
+            return (f"progress: {self.files}/? files (still listing inputs), {self.pages} pages, "
+                    f"{self.failed} failed, {rate:.2f} files/s")
         eta = _duration((self.total - self.files) / rate) if rate > 0 else "?"
         percent = 100.0 * self.files / self.total if self.total else 100.0
         return (f"progress: {self.files}/{self.total} files ({percent:.0f}%), {self.pages} pages, "

@@ -1,57 +1,112 @@
-"""Listing the input files of a run, in a deterministic order."""
+"""Finding the input files of a run: lazily, folder by folder, in a deterministic order.
+
+A run over millions of files must not list them all before the first one is sent: the
+tree is walked one folder at a time (entries sorted by name, a folder's files before its
+sub-folders), and each folder's matching files come out as one group (output names are
+decided per folder, see io/outputs.py).
+"""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-from pathlib import Path, PurePosixPath
-from typing import Iterator
+from pathlib import PurePosixPath
+from typing import Iterable, Iterator
+
+from ray_ocr.io.storage import glob_regex
 
 logger = logging.getLogger(__name__)
 
 
-def _is_within(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def iter_inputs(
+def _descends(pattern: str) -> bool:
+    """Whether `pattern` can match below the top folder (pathlib glob semantics)."""
+    return "/" in pattern or "**" in pattern
+
+
+def iter_input_folders(
     input_dir: str,
     pattern: str = "*",
     *,
     exclude_dir: str | None = None,
     follow_symlinks: bool = False,
-) -> Iterator[str]:
-    """Yield input keys (paths relative to `input_dir`, POSIX separators), sorted.
+) -> Iterator[list[str]]:
+    """Yield, folder by folder, the sorted keys (paths relative to `input_dir`, POSIX
+    separators) of the files matching `pattern` (``*`` and ``?`` within one folder,
+    ``**/`` any depth).
 
-    Directories and hidden files are skipped. `exclude_dir` (the output folder, when
-    it lies inside the input folder) is never read back as input. A file that resolves
-    outside the input tree (through a symlink) is skipped unless `follow_symlinks`.
+    Hidden files and folders are skipped. `exclude_dir` (the output folder, when it
+    lies inside the input folder) is never read back as input. A file that resolves
+    outside the input tree (a symlink, or a symlinked folder) is skipped unless
+    `follow_symlinks`.
     """
-    root = Path(input_dir).resolve()
-    excluded = Path(exclude_dir).resolve() if exclude_dir else None
-    for path in sorted(Path(input_dir).glob(pattern)):
+    root = os.path.realpath(input_dir)
+    excluded = os.path.realpath(exclude_dir) if exclude_dir else None
+    regex = glob_regex(pattern)
+    deep = _descends(pattern)
+    stack = [""]  # folders to visit, relative keys; popped last-first, pushed reversed
+    seen_dirs: set[str] = set()
+    while stack:
+        rel_dir = stack.pop()
+        folder = os.path.join(root, rel_dir) if rel_dir else root
         try:
-            if not path.is_file():
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            logger.warning("cannot list %s: %s", folder, exc)
+            continue
+        files, subdirs = [], []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # .DS_Store, .git: not documents
+            key = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                if entry.is_dir():
+                    subdirs.append((entry, key))
+                elif entry.is_file() and regex.match(key):
+                    files.append((entry, key))
+            except OSError:
                 continue
-            if any(part.startswith(".") for part in path.relative_to(input_dir).parts):
-                continue  # hidden files and folders (.DS_Store, .git) are not documents
-            resolved = path.resolve()
-        except OSError:
+        group = []
+        for entry, key in files:
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if not follow_symlinks and not _is_within(target, root):
+                    logger.warning("skipping %s: it links outside the input folder (--follow_symlinks)", entry.path)
+                    continue
+                if excluded is not None and _is_within(target, excluded):
+                    continue
+            group.append(key)
+        if group and not (excluded is not None and _is_within(folder, excluded)):
+            yield group
+        if not deep:
             continue
-        if not follow_symlinks and not _is_within(resolved, root):
-            logger.warning("skipping %s: it links outside the input folder (--follow_symlinks)", path)
-            continue
-        if excluded is not None and (_is_within(resolved, excluded) or _is_within(path.absolute(), excluded)):
-            continue
-        rel = path.relative_to(input_dir)
-        key = PurePosixPath(*rel.parts).as_posix()
-        if key.startswith("../") or os.path.isabs(key):
-            continue
-        yield key
+        for entry, key in reversed(subdirs):
+            path = os.path.realpath(entry.path)
+            if excluded is not None and _is_within(path, excluded):
+                continue  # the output folder inside the input folder
+            if path in seen_dirs or (not follow_symlinks and not _is_within(path, root)):
+                continue  # a link loop, or out of the tree
+            seen_dirs.add(path)
+            stack.append(key)
+
+
+def group_by_folder(keys: Iterable[str]) -> Iterator[list[str]]:
+    """Keys (a URI listing) as per-folder groups of sorted keys, like iter_input_folders."""
+    def folder(key: str) -> str:
+        return str(PurePosixPath(key).parent)
+
+    for _, group in itertools.groupby(sorted(keys, key=lambda k: (folder(k), k)), key=folder):
+        yield list(group)
+
+
+def iter_inputs(input_dir: str, pattern: str = "*", **kwargs) -> Iterator[str]:
+    for group in iter_input_folders(input_dir, pattern, **kwargs):
+        yield from group
 
 
 def list_inputs(input_dir: str, pattern: str = "*", **kwargs) -> list[str]:

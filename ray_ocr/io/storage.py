@@ -59,6 +59,7 @@ class UriFolder:
         self.uri = uri
         self.query = parts.query
         self.display_root = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        self._listed: set[str] | None = None
 
     @property
     def _fs_root(self):
@@ -107,8 +108,11 @@ class UriFolder:
             stream.write(data)
 
     def exists_all(self, rels: Iterable[str]) -> set[str]:
-        present = set(self.list_files())
-        return {r for r in rels if r in present}
+        """Which of `rels` existed when first asked: one listing per run (this is for
+        the resume check, which asks folder by folder)."""
+        if self._listed is None:
+            self._listed = set(self.list_files())
+        return {r for r in rels if r in self._listed}
 
 
 class LocalFolder:

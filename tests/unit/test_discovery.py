@@ -1,6 +1,6 @@
 import os
 
-from ray_ocr.io.discovery import list_inputs
+from ray_ocr.io.discovery import group_by_folder, iter_input_folders, list_inputs
 
 
 def _touch(path):
@@ -31,3 +31,37 @@ def test_symlinks_out_of_the_tree_need_follow_symlinks(tmp_path):
     os.symlink(root / "a.jpg", root / "inner_link.jpg")
     assert list_inputs(str(root), "*") == ["a.jpg", "inner_link.jpg"]
     assert list_inputs(str(root), "*", follow_symlinks=True) == ["a.jpg", "inner_link.jpg", "link.jpg"]
+
+
+def test_folders_come_one_group_at_a_time_in_walk_order(tmp_path):
+    for rel in ["z.png", "a/2.png", "a/1.png", "a/sub/x.png", "b/y.pdf", "b/.git/objects/q.png"]:
+        _touch(tmp_path / rel)
+    groups = list(iter_input_folders(str(tmp_path), "**/*"))
+    assert groups == [["z.png"], ["a/1.png", "a/2.png"], ["a/sub/x.png"], ["b/y.pdf"]]
+    assert list(iter_input_folders(str(tmp_path), "a/*.png")) == [["a/1.png", "a/2.png"]]
+    assert list(iter_input_folders(str(tmp_path), "**/*.pdf")) == [["b/y.pdf"]]
+
+
+def test_the_walk_is_lazy(tmp_path):
+    """A folder is listed only when the consumer gets to it: the first inputs go out
+    before a huge tree has been walked."""
+    _touch(tmp_path / "a" / "1.png")
+    _touch(tmp_path / "b" / "2.png")
+    walk = iter_input_folders(str(tmp_path), "**/*")
+    assert next(walk) == ["a/1.png"]
+    _touch(tmp_path / "b" / "3.png")  # after the walk started, before it reached b/
+    assert next(walk) == ["b/2.png", "b/3.png"]
+    assert next(walk, None) is None
+
+
+def test_symlinked_folders_inside_the_tree_are_walked_once(tmp_path):
+    _touch(tmp_path / "real" / "a.png")
+    os.symlink(tmp_path / "real", tmp_path / "alias")  # the same folder under two names
+    os.symlink(tmp_path, tmp_path / "real" / "loop")  # a cycle
+    keys = list_inputs(str(tmp_path), "**/*")
+    assert keys.count("alias/a.png") + keys.count("real/a.png") == 1
+
+
+def test_uri_listings_are_grouped_by_folder():
+    keys = ["a/x.png", "a/b/c.png", "a/y.png", "z.png"]
+    assert list(group_by_folder(keys)) == [["z.png"], ["a/x.png", "a/y.png"], ["a/b/c.png"]]

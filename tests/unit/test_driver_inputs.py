@@ -13,7 +13,7 @@ def test_a_file_gone_between_listing_and_reading_is_a_failure_record(tmp_path):
         (tmp_path / "in" / name).write_bytes(b"\x89PNG fake")
     driver = Driver(RunConfig.build(pipeline="OCR", input_dir=str(tmp_path / "in"),
                                     output_dir=str(tmp_path / "out")))
-    assert driver.plan_inputs() == ["a.png", "b.png"]
+    assert list(driver.plan_inputs()) == ["a.png", "b.png"]
     os.remove(tmp_path / "in" / "b.png")
     got = driver._read(Task("a.png"))
     assert isinstance(got, InputItem) and got.data == b"\x89PNG fake"
@@ -30,6 +30,6 @@ def test_unreadable_file_is_a_failure_record(tmp_path):
     (tmp_path / "in" / "ok.png").write_bytes(b"x")
     driver = Driver(RunConfig.build(pipeline="OCR", input_dir=str(tmp_path / "in"),
                                     output_dir=str(tmp_path / "out")))
-    assert driver.plan_inputs() == ["ok.png"]  # directories are not inputs
+    assert list(driver.plan_inputs()) == ["ok.png"]  # directories are not inputs
     failed = driver._read(Task("dir.png"))
     assert failed.failure.stage == "read" and failed.failure.error_type == "IsADirectoryError"
