@@ -103,6 +103,9 @@ def runner_spec(config: RunConfig) -> RunnerSpec:
     )
 
 
+WRITE_THREADS = 8
+
+
 class _StopFlag:
     """SIGINT/SIGTERM stop dispatching; what is in flight is still written."""
 
@@ -152,6 +155,7 @@ class Driver:
         self.attempts: dict[Task, int] = collections.Counter()
         self.bases: dict[str, str] = {}
         self.splits: dict[str, SplitDocument] = {}  # long PDFs whose parts are out
+        self._write_pool = None  # threads writing a batch's outputs
         self.todo_total: int | None = None  # known once discovery has walked every folder
         self._started = time.perf_counter()
         self._last_push = time.monotonic()
@@ -291,12 +295,24 @@ class Driver:
             return FileResult(key=result.key, failure=failure, subset=result.subset), []
         return result, outputs
 
+    def _writer(self):
+        if self._write_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._write_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="ray_ocr_write")
+        return self._write_pool
+
     def _write(self, results: list[FileResult], worker: WorkerInfo | None) -> None:
         failed_before, pages_before = self.summary.failed, self.summary.pages
         finished: list[FileResult] = []  # inputs recorded now (a split PDF: its last part)
-        for result in results:
+        if len(results) > 1:
+            # Each output is fsync'ed before it is renamed into place: many small files
+            # are bound by those waits, which overlap across threads.
+            written = list(self._writer().map(self._write_outputs, results))
+        else:
+            written = [self._write_outputs(result) for result in results]
+        for result, outputs in written:
             attempts = max(1, self.attempts.get(result.task, 1))
-            result, outputs = self._write_outputs(result)
             self.summary.pages += len(result.pages)
             if result.subset is not None:
                 if result.key not in self.splits:
@@ -375,7 +391,11 @@ class Driver:
                 if cluster.dashboard_url:
                     logger.info("Ray dashboard: %s", cluster.dashboard_url)
                 with self.manifest:
-                    self._dispatch(cluster, spec, todo)
+                    try:
+                        self._dispatch(cluster, spec, todo)
+                    finally:
+                        if self._write_pool is not None:
+                            self._write_pool.shutdown()
                 if cfg.address and self.metrics is not None:
                     self._flush_metrics()
             self.manifest.write_failures()
