@@ -311,8 +311,13 @@ def ray_ocr_job(input_dir: str, out_dir: str, device: str, instances: int, batch
     )
     actors = {}
     for name, stats in summary.actors.items():
-        times = [event["t"] for event in summary.timeline if event["actor"] == name]
+        events = [event for event in summary.timeline if event["actor"] == name]
+        times = [event["t"] for event in events]
+        # Steady state: from the start of the actor's first batch to the end of its
+        # last; the gaps in between are what prefetch exists to remove.
+        window = (times[-1] - (times[0] - events[0]["seconds"])) if events else 0.0
         actors[name] = {
+            "steady_busy_ratio": round(sum(e["seconds"] for e in events) / window, 4) if window > 0 else None,
             "busy_seconds": round(stats["busy_seconds"], 3),
             "batches": stats["batches"],
             "restarts": stats.get("restarts", 0),
@@ -824,6 +829,7 @@ def _detail_lines(report: dict) -> list[str]:
                      f"(wall {v['wall_seconds']:.1f} s includes the process start and imports)")
         for actor, a in v["details"].get("actors", {}).items():
             lines.append(f"  {actor}: busy {a['busy_seconds']:.1f} s = {a['busy_ratio']:.0%} of wall, "
+                         f"{_fmt(a.get('steady_busy_ratio'), '.1%')} from its first batch's start to its last's end, "
                          f"{a['batches']} batches, first batch back at {_fmt(a['first_batch_t'], '.1f')} s, "
                          f"last at {_fmt(a['last_batch_t'], '.1f')} s")
     if "multiprocess" in variants:

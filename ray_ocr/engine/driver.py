@@ -348,6 +348,7 @@ class Driver:
         self.summary.timeline.append({
             "actor": result.worker.actor_name,
             "t": round(time.perf_counter() - self._started, 3),
+            "seconds": round(result.seconds, 3),  # the batch's time on its actor
             "files": sum(1 for f in result.files if f.subset is None),
             "parts": sum(1 for f in result.files if f.subset is not None),
             "pages": sum(len(f.pages) for f in result.files),

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from ray_ocr.config import DEFAULT_PAGES_PER_TASK
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +64,10 @@ def test_ray_ocr_busy_ratios(bench_report):
     assert len(actors) == report["settings"]["instances"] == 2
     for name, stats in actors.items():
         assert 0 < stats["busy_ratio"] <= 1, (name, stats)
-    assert sum(stats["batches"] for stats in actors.values()) == QUICK_FILES  # batch size 1
+        assert stats["busy_ratio"] <= stats["steady_busy_ratio"] <= 1, (name, stats)
+    # Batch size 1: a batch per image, and one per part of the PDF.
+    parts = -(-4 // DEFAULT_PAGES_PER_TASK) if 4 > DEFAULT_PAGES_PER_TASK else 1
+    assert sum(stats["batches"] for stats in actors.values()) == QUICK_FILES - 1 + parts
 
 
 def test_metadata_and_table(bench_report):
