@@ -305,6 +305,7 @@ class Driver:
     def _write(self, results: list[FileResult], worker: WorkerInfo | None) -> None:
         failed_before, pages_before = self.summary.failed, self.summary.pages
         finished: list[FileResult] = []  # inputs recorded now (a split PDF: its last part)
+        results = [r for r in results if r.key in self.bases]  # else recorded already
         if len(results) > 1:
             # Each output is fsync'ed before it is renamed into place: many small files
             # are bound by those waits, which overlap across threads.
@@ -315,8 +316,6 @@ class Driver:
             attempts = max(1, self.attempts.get(result.task, 1))
             self.summary.pages += len(result.pages)
             if result.subset is not None:
-                if result.key not in self.splits:
-                    continue  # a part that came back twice, after its PDF was recorded
                 whole = self.splits[result.key].add(result, outputs, attempts)
                 if whole is None:
                     continue
@@ -331,6 +330,7 @@ class Driver:
                 self.summary.failures.append(dataclasses.replace(result.failure, attempts=attempts))
                 logger.error("FAILED %s", result.failure.one_line())
             self.manifest.record(result, outputs, attempts, worker)
+            self.bases.pop(result.key, None)  # finished for this run: memory stays flat
             finished.append(result)
         self.manifest.sync()
         if self.metrics is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict
-from typing import Callable, Iterable
+from typing import Iterator
 
 from ray_ocr.records import Failure, FileResult, WorkerInfo
 
@@ -19,20 +19,20 @@ MANIFEST_NAME = "ray_ocr_manifest.jsonl"
 FAILURES_NAME = "failures.jsonl"
 
 
-def read_jsonl(path: str) -> list[dict]:
+def read_jsonl(path: str) -> Iterator[dict]:
+    """The records of a JSON-lines file, one at a time (a manifest of millions of inputs
+    is never held whole)."""
     if not os.path.exists(path):
-        return []
-    records = []
+        return
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             line = line.strip()
             if not line:
                 continue
             try:
-                records.append(json.loads(line))
+                yield json.loads(line)
             except ValueError:
                 continue  # a torn last line from a killed driver
-    return records
 
 
 class RunManifest:
@@ -41,13 +41,6 @@ class RunManifest:
         self.path = os.path.join(output_dir, MANIFEST_NAME)
         self.failures_path = os.path.join(output_dir, FAILURES_NAME)
         self._handle = None
-
-    def last_records(self) -> dict[str, dict]:
-        latest: dict[str, dict] = {}
-        for record in read_jsonl(self.path):
-            if "key" in record:
-                latest[record["key"]] = record
-        return latest
 
     def finished_outputs(self) -> dict[str, list[str]]:
         """{key: its outputs} for inputs whose latest record is done (what a rerun may skip)."""
@@ -61,17 +54,6 @@ class RunManifest:
             else:
                 finished.pop(key, None)
         return finished
-
-    def completed(self, keys: Iterable[str], exists_all: Callable[[Iterable[str]], set[str]]) -> set[str]:
-        """Keys whose outputs are all present from an earlier run; `exists_all` says
-        which of some output paths exist (one listing for a URI folder)."""
-        latest = self.last_records()
-        candidates = {
-            key: latest[key]["outputs"] for key in keys
-            if key in latest and latest[key].get("status") == "done" and latest[key].get("outputs")
-        }
-        present = exists_all(rel for outputs in candidates.values() for rel in outputs)
-        return {key for key, outputs in candidates.items() if all(rel in present for rel in outputs)}
 
     def __enter__(self) -> "RunManifest":
         os.makedirs(self.output_dir, exist_ok=True)
@@ -117,7 +99,11 @@ class RunManifest:
         """Rewrite failures.jsonl from the manifest: the inputs whose latest record failed."""
         from ray_ocr.io.outputs import atomic_write_text
 
-        failed = [r["failure"] for r in self.last_records().values() if r.get("status") == "failed"]
+        latest_failure: dict[str, dict | None] = {}  # the key's last record's failure, if it failed
+        for record in read_jsonl(self.path):
+            if "key" in record:
+                latest_failure[record["key"]] = record.get("failure") if record.get("status") == "failed" else None
+        failed = [f for f in latest_failure.values() if f is not None]
         text = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failed)
         if failed or os.path.exists(self.failures_path):
             atomic_write_text(self.failures_path, text)

@@ -20,34 +20,42 @@ from typing import Iterable
 _PAGED_SUFFIXES = {".pdf", ".tif", ".tiff"}
 
 
-def _claims(key: str) -> tuple[str, str]:
-    """(folder, stem) that an input's output names start from."""
-    p = PurePosixPath(key)
-    return str(p.parent), p.stem
+def _split_key(key: str) -> tuple[str, str, str]:
+    """(folder, file name, stem) of a POSIX key; folder "" at the top. String operations:
+    this runs once per input, millions of times on large runs."""
+    folder, _, name = key.rpartition("/")
+    stem, dot, suffix = name.rpartition(".")
+    return folder, name, (stem if dot and stem and suffix else name)  # as PurePosixPath.stem
+
+
+_PAGE_NAME = re.compile(r"(.+)_\d+")
 
 
 def assign_output_bases(keys: Iterable[str]) -> dict[str, str]:
     """Map each input key to its output base (relative path, no ``.json``)."""
-    keys = list(keys)
-    by_folder: dict[str, list[str]] = defaultdict(list)
+    by_folder: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for key in keys:
-        by_folder[_claims(key)[0]].append(key)
+        folder, name, stem = _split_key(key)
+        by_folder[folder].append((key, name, stem))
     bases: dict[str, str] = {}
     for folder, members in by_folder.items():
-        stems = defaultdict(list)
-        for key in members:
-            stems[_claims(key)[1]].append(key)
+        stems: dict[str, list[str]] = defaultdict(list)
+        for key, _, stem in members:
+            stems[stem].append(key)
         clashing: set[str] = {k for group in stems.values() if len(group) > 1 for k in group}
-        paged = [k for k in members if PurePosixPath(k).suffix.lower() in _PAGED_SUFFIXES]
-        for doc in paged:
-            page_names = re.compile(re.escape(_claims(doc)[1]) + r"_\d+")
-            for key in members:
-                if key != doc and page_names.fullmatch(_claims(key)[1]):
-                    clashing.update((key, doc))
-        for key in members:
-            p = PurePosixPath(key)
-            name = p.name if key in clashing else p.stem
-            bases[key] = (p.parent / name).as_posix() if folder != "." else name
+        paged = defaultdict(list)  # stem -> the PDFs/TIFFs whose page outputs are <stem>_<n>
+        for key, name, stem in members:
+            if os.path.splitext(name)[1].lower() in _PAGED_SUFFIXES:
+                paged[stem].append(key)
+        if paged:
+            for key, _, stem in members:
+                match = _PAGE_NAME.fullmatch(stem)
+                if match and match.group(1) in paged:
+                    clashing.add(key)
+                    clashing.update(paged[match.group(1)])
+        prefix = f"{folder}/" if folder else ""
+        for key, name, stem in members:
+            bases[key] = prefix + (name if key in clashing else stem)
     return bases
 
 
@@ -79,10 +87,11 @@ def safe_join(root: str, relpath: str) -> str:
     return target
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
+def atomic_write_bytes(path: str, data: bytes, make_folder: bool = True) -> None:
     """Write to a temp file in the same folder, fsync, then os.replace()."""
     folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
+    if make_folder:
+        os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -118,6 +118,7 @@ class UriFolder:
 class LocalFolder:
     def __init__(self, path: str):
         self.root = os.path.abspath(os.path.expanduser(path))
+        self._made: set[str] = set()  # folders known to exist (one makedirs per folder)
 
     def display(self, key: str) -> str:
         return os.path.join(self.root, key)
@@ -127,7 +128,12 @@ class LocalFolder:
             return handle.read()
 
     def write(self, rel: str, data: bytes) -> None:
-        atomic_write_bytes(safe_join(self.root, rel), data)
+        path = safe_join(self.root, rel)
+        folder = os.path.dirname(path)
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+        atomic_write_bytes(path, data, make_folder=False)
 
     def exists_all(self, rels: Iterable[str]) -> set[str]:
         return {r for r in rels if os.path.isfile(os.path.join(self.root, r))}

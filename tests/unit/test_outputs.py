@@ -57,3 +57,22 @@ def test_saver_outputs_follow_the_json_naming():
     assert extra_output_relpath("x.png", None, "x.png", "x.md") == "x.png.md"  # a clash-renamed base
     assert extra_output_relpath("a/x", None, "a/x.jpg", "imgs/crop_1.jpg") == "a/imgs/crop_1.jpg"
     assert extra_output_relpath("x", 0, "x.pdf", "imgs/c.jpg") == "imgs/c.jpg"
+
+
+def test_names_split_as_pathlib_splits_them():
+    from pathlib import PurePosixPath
+
+    from ray_ocr.io.outputs import _split_key
+
+    for key in ["a.png", "a.tar.gz", "noext", "x.", "..x", "a..b", "d/e/f.PDF", "d/x.", "d/.a.b",
+                "a b.c", "x_0.png", "é.jpg", "a.b.", "a..", ".a.", "..."]:
+        p = PurePosixPath(key)
+        assert _split_key(key) == ("" if str(p.parent) == "." else str(p.parent), p.name, p.stem), key
+
+
+def test_page_name_clashes_in_a_folder_of_many_pdfs():
+    keys = [f"f/doc{i}.pdf" for i in range(2000)] + ["f/doc7_3.png", "f/doc7_x.png", "f/other_1.png"]
+    bases = assign_output_bases(keys)
+    assert bases["f/doc7.pdf"] == "f/doc7.pdf" and bases["f/doc7_3.png"] == "f/doc7_3.png"
+    assert bases["f/doc8.pdf"] == "f/doc8" and bases["f/doc7_x.png"] == "f/doc7_x"
+    assert bases["f/other_1.png"] == "f/other_1"
