@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "input (default 1; 0: none)")
     p.add_argument("--pages_per_task", type=int, default=DEFAULT_PAGES_PER_TASK,
                    help="a PDF with more pages is split into page ranges of at most this many, run "
-                        "by several actors at once (default 4; 0: a PDF is always one task)")
+                        f"by several actors at once (default {DEFAULT_PAGES_PER_TASK}; 0: a PDF is always one task)")
     p.add_argument("--max_bytes_in_flight", type=int, default=1 << 30,
                    help="input bytes shipped to actors and not yet back (default 1 GiB); bounds "
                         "the driver's and the object store's memory")

@@ -329,8 +329,8 @@ class BatchDispatcher:
             if self.pending[0].solo:
                 if not self._reserve_whole_actor():
                     break  # a suspect waits for an actor with nothing queued
-            else:
-                self._least_loaded_last()
+            elif self._least_loaded_last() > 0 and self._endgame():
+                break  # the last batches go to actors with nothing queued, see _endgame
             batch = self.pending.popleft()
             items, unread, parts = [], [], []
             for task in batch.tasks:
@@ -354,10 +354,11 @@ class BatchDispatcher:
                 if self.recycle_wanted:
                     self._withdraw_down_actors()
 
-    def _least_loaded_last(self) -> None:
+    def _least_loaded_last(self) -> int:
         """``pool.submit`` takes the last idle slot: make it one of the actor with the
         fewest batches in flight, so every actor gets a batch before any gets its
-        prefetch batch (else the first pages of a split PDF queue up on one actor)."""
+        prefetch batch (else the first pages of a split PDF queue up on one actor).
+        Returns that actor's batches in flight."""
         idle = []
         while (slot := self.pool.pop_idle()) is not None:
             idle.append(slot)
@@ -365,6 +366,16 @@ class BatchDispatcher:
         idle.sort(key=lambda slot: (-load[slot.actor], -slot.index))
         for slot in idle:
             self.pool.push(slot)
+        return load[idle[-1].actor] if idle else 0
+
+    def _endgame(self) -> bool:
+        """Fewer batches left than actors: a batch queued behind a busy actor's current
+        one could wait there while another actor runs dry (a tail of a whole batch).
+        Prefetch only hides the shipping of the next batch, milliseconds on one machine,
+        so the last batches wait in the driver for an actor with nothing queued."""
+        if self._sources:
+            return False
+        return len(self.pending) < len(self.actors) - len(self.waiting_ready)
 
     def _reserve_whole_actor(self) -> bool:
         """Make the next ``pool.submit`` go to an actor none of whose slots is busy, and

@@ -18,6 +18,8 @@ class SchedulingTestPipeline:
         cpu_threads: int | None = None,
         sleep_seconds: float = 0.0,
         crash_on_width: int | None = None,
+        slow_width: int | None = None,
+        slow_seconds: float = 0.0,
         **_ignored,
     ):
         self.device = device
@@ -25,6 +27,9 @@ class SchedulingTestPipeline:
         self.sleep_seconds = float(sleep_seconds or 0.0)
         # An image exactly this many pixels wide kills the process, as a segfault would.
         self.crash_on_width = crash_on_width
+        # An image exactly this many pixels wide takes slow_seconds (a long document).
+        self.slow_width = slow_width
+        self.slow_seconds = float(slow_seconds or 0.0)
 
     def predict(self, image, **_kwargs):
         height, width = image.shape[:2]
@@ -32,6 +37,8 @@ class SchedulingTestPipeline:
             os._exit(17)
         if self.sleep_seconds:
             time.sleep(self.sleep_seconds)
+        if self.slow_width is not None and width == int(self.slow_width):
+            time.sleep(self.slow_seconds)
         yield StandinResult({
             "input_path": None,
             "page_index": None,

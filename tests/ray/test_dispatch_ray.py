@@ -1,0 +1,76 @@
+"""Which actor gets which batch: every actor one before any gets a prefetch batch, and
+the last batches only to actors with nothing queued. The stand-in pipeline (named as
+such: this is about scheduling) sleeps per image, longer for one width."""
+
+import cv2
+import numpy as np
+
+from tests.conftest import STANDIN
+
+
+def _png(width):
+    return cv2.imencode(".png", np.zeros((8, width, 3), np.uint8))[1].tobytes()
+
+
+def _actors(ray, **params):
+    from ray_ocr.config import DeviceRequest
+    from ray_ocr.engine.actors import start_actors
+    from ray_ocr.engine.cluster import describe_cluster
+    from ray_ocr.engine.placement import plan_actors
+    from ray_ocr.models.runner import RunnerSpec
+    from ray_ocr.pipelines import resolve_pipeline
+
+    slots = plan_actors("Standin", DeviceRequest.parse("cpu"), describe_cluster(embedded=False), 2)
+    actors = start_actors(slots, RunnerSpec(pipeline=resolve_pipeline(STANDIN), init_params=tuple(params.items())))
+    ray.get([a.ready.remote() for a in actors.values()], timeout=120)
+    return actors
+
+
+def _run(actors, tasks, data, ran_on):
+    """One dispatcher over actors that are all up; records which actor ran each key."""
+    from ray_ocr.engine.dispatch import BatchDispatcher
+    from ray_ocr.records import InputItem, Task
+
+    def on_batch(result):
+        for f in result.files:
+            ran_on[f.key] = result.worker.actor_name
+
+    dispatcher = BatchDispatcher(
+        actors, "Standin", read=lambda task: InputItem(task.key, task.key, data[task.key]),
+        on_batch=on_batch, on_results=lambda *a: None, on_actor=lambda w: None,
+        attempts={}, max_attempts=1, prefetch_batches=1,
+    )
+    while dispatcher.waiting_ready:
+        dispatcher._admit_ready(block=True)
+    dispatcher.add_tasks([Task(k) for k in tasks], batch_size=1)
+    for _ in dispatcher.steps():
+        pass
+    return dispatcher
+
+
+
+def test_every_actor_gets_a_batch_before_any_gets_its_prefetch_batch(ray_cluster):
+    """Two actors up, two slots each, as many tasks as actors: one each, never both
+    queued on one actor (which would serialise the first parts of a split PDF)."""
+    actors = _actors(ray_cluster, sleep_seconds=1.0)
+    ran_on = {}
+    for round_ in range(3):  # the idle order after a round must not matter either
+        keys = [f"r{round_}_{i}" for i in range(2)]
+        dispatcher = _run(actors, keys, {k: _png(8) for k in keys}, ran_on)
+        assert len({ran_on[k] for k in keys}) == 2, ran_on
+    dispatcher.shutdown()
+
+
+def test_the_last_batch_waits_for_an_idle_actor_not_behind_a_long_one(ray_cluster):
+    """A long document (3 s) and two short ones (0.2 s) on two actors: the third task
+    must not be queued behind the long one (where it would wait 3 s while the other
+    actor sits idle); it goes to whichever actor is free first."""
+    actors = _actors(ray_cluster, sleep_seconds=0.2, slow_width=64, slow_seconds=3.0)
+    ran_on = {}
+    for round_ in range(3):  # a tie broken either way must not matter
+        keys = [f"r{round_}_long", f"r{round_}_a", f"r{round_}_b"]
+        data = {keys[0]: _png(64), keys[1]: _png(8), keys[2]: _png(8)}
+        dispatcher = _run(actors, keys, data, ran_on)
+        assert ran_on[keys[2]] != ran_on[keys[0]], ran_on
+        assert ran_on[keys[2]] == ran_on[keys[1]]
+    dispatcher.shutdown()
