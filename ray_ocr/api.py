@@ -53,21 +53,21 @@ def predict(
     predict_params: dict | None = None,
     input_glob_pattern: str = "*",
     max_attempts: int = 3,
+    prefetch_batches: int = 1,
+    max_bytes_in_flight: int = 1 << 30,
 ) -> Iterator[Prediction]:
     """Yield results as the actors finish them (unordered); no file is written.
 
-    `inputs` is a folder (with `input_glob_pattern`) or an iterable of file paths.
+    `inputs` is a folder (with `input_glob_pattern`) or an iterable of file paths, read
+    as the actors need them. Multi-page PDFs are whole tasks here (one Prediction per page).
     For notebooks: ``for p in ray_ocr.predict("OCR", paths): print(p.data["rec_texts"])``.
     """
-    import ray
-
     from ray_ocr.config import DeviceRequest, _frozen
-    from ray_ocr.engine.actors import start_actors
-    from ray_ocr.engine.cluster import ray_session, select_embedded_gpus
+    from ray_ocr.engine.actors import start_pipeline_actors
+    from ray_ocr.engine.cluster import gpus_for_this_run, ray_session
     from ray_ocr.engine.dispatch import BatchDispatcher
     from ray_ocr.engine.manifest import failure_for
-    from ray_ocr.engine.placement import plan_actors
-    from ray_ocr.io.discovery import list_inputs
+    from ray_ocr.io.discovery import iter_inputs
     from ray_ocr.models.runner import RunnerSpec
     from ray_ocr.pipelines import resolve_pipeline
     from ray_ocr.records import FileResult, InputItem
@@ -75,10 +75,10 @@ def predict(
     ref = resolve_pipeline(pipeline)
     dev = DeviceRequest.parse(device)
     if isinstance(inputs, (str, os.PathLike)) and os.path.isdir(inputs):
-        paths = [os.path.join(inputs, k) for k in list_inputs(str(inputs), input_glob_pattern)]
+        folder = str(inputs)
+        paths = (os.path.join(folder, key) for key in iter_inputs(folder, input_glob_pattern))
     else:
-        paths = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    paths = [os.path.abspath(p) for p in paths]
+        paths = (str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs))
     spec = RunnerSpec(pipeline=ref, init_params=_frozen(pipeline_params), predict_params=_frozen(predict_params))
     ready: collections.deque[Prediction] = collections.deque()
 
@@ -97,17 +97,16 @@ def predict(
             for page in result.pages:
                 ready.append(Prediction(result.key, page.page_index, json.loads(page.json_text)))
 
-    embedded = address is None and not ray.is_initialized()
-    gpu_ids = select_embedded_gpus(dev) if embedded else None
-    with ray_session(address, gpu_ids) as cluster:
-        slots = plan_actors(ref.display_name, dev, cluster, instances_per_device, gpus_per_instance,
-                            cpus_per_instance)
+    with ray_session(address, gpus_for_this_run(address, dev)) as cluster:
+        actors = start_pipeline_actors(cluster, spec, ref.display_name, dev, instances_per_device,
+                                       gpus_per_instance, cpus_per_instance)
         dispatcher = BatchDispatcher(
-            start_actors(slots, spec, ship_models=not cluster.embedded), ref.display_name, read=read,
+            actors, ref.display_name, read=read,
             on_batch=lambda batch: on_results(batch.files), on_results=on_results,
             on_actor=lambda worker: None, attempts={}, max_attempts=max_attempts,
+            prefetch_batches=prefetch_batches, max_bytes_in_flight=max_bytes_in_flight,
         )
-        dispatcher.add_keys(paths, batch_size)
+        dispatcher.add_keys((os.path.abspath(p) for p in paths), batch_size)
         try:
             for _ in dispatcher.steps():
                 while ready:

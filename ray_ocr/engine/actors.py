@@ -116,3 +116,17 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
         slot_spec = dataclasses.replace(spec, device=slot.device, cpu_threads=slot.cpu_threads)
         actors[slot.name] = remote_cls.options(**options).remote(slot_spec, slot.name, models)
     return actors
+
+
+def start_pipeline_actors(cluster, spec: RunnerSpec, pipeline_name: str, device, instances_per_device: int,
+                          gpus_per_instance: float | None, cpus_per_instance: float | None) -> dict:
+    """Plan the actors for the cluster (engine/placement.py) and start them: what both
+    ``ray_ocr.run`` and ``ray_ocr.predict`` do once Ray is up."""
+    from ray_ocr.engine.placement import plan_actors
+
+    slots = plan_actors(pipeline_name, device, cluster, instances_per_device, gpus_per_instance,
+                        cpus_per_instance)
+    # One machine shares one disk; a cluster's workers get the driver's models.
+    actors = start_actors(slots, spec, ship_models=not cluster.embedded)
+    logger.info("started %d %s actor(s) on %d node(s)", len(actors), pipeline_name, len(cluster.nodes))
+    return actors

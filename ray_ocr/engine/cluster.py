@@ -100,6 +100,15 @@ def select_embedded_gpus(device: DeviceRequest) -> list[str] | None:
     return [available[i] for i in device.gpu_ids]
 
 
+def gpus_for_this_run(address: str | None, device: DeviceRequest) -> list[str] | None:
+    """The GPUs an embedded Ray gets, when this run starts one (no --address, and this
+    process has not joined a Ray already); None otherwise."""
+    import ray
+
+    embedded = address is None and not ray.is_initialized()
+    return select_embedded_gpus(device) if embedded else None
+
+
 def _token_available() -> bool:
     if os.environ.get("RAY_AUTH_TOKEN"):
         return True

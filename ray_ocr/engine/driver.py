@@ -375,16 +375,13 @@ class Driver:
 
     # -- the run --------------------------------------------------------------
     def run(self) -> RunSummary:
-        import ray
-
-        from ray_ocr.engine.cluster import ray_session, select_embedded_gpus
+        from ray_ocr.engine.cluster import gpus_for_this_run, ray_session
 
         cfg = self.config
         started = self._started = time.perf_counter()
         todo = self.plan_inputs()
         spec = runner_spec(cfg)
-        embedded = cfg.address is None and not ray.is_initialized()
-        gpu_ids = select_embedded_gpus(cfg.device) if embedded else None
+        gpu_ids = gpus_for_this_run(cfg.address, cfg.device)
         if todo:
             os.makedirs(self.state_dir, exist_ok=True)
             with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
@@ -406,21 +403,13 @@ class Driver:
         return self.summary
 
     def _dispatch(self, cluster, spec: RunnerSpec, todo: Iterator[str]) -> None:
-        from ray_ocr.engine.actors import start_actors
+        from ray_ocr.engine.actors import start_pipeline_actors
         from ray_ocr.engine.dispatch import BatchDispatcher
-        from ray_ocr.engine.placement import plan_actors
-
-        cfg = self.config
-        slots = plan_actors(
-            cfg.pipeline.display_name, cfg.device, cluster,
-            cfg.instances_per_device, cfg.gpus_per_instance, cfg.cpus_per_instance,
-        )
-        # One machine shares one disk; a cluster's workers get the driver's models.
-        actors = start_actors(slots, spec, ship_models=not cluster.embedded)
-        logger.info("started %d %s actor(s) on %d node(s)", len(actors), cfg.pipeline.display_name,
-                    len(cluster.nodes))
         from ray_ocr.engine.progress import Progress
 
+        cfg = self.config
+        actors = start_pipeline_actors(cluster, spec, cfg.pipeline.display_name, cfg.device,
+                                       cfg.instances_per_device, cfg.gpus_per_instance, cfg.cpus_per_instance)
         self.progress = Progress(self.todo_total, interval=cfg.progress_interval, enabled=cfg.progress_interval >= 0)
         self.metrics = _start_metrics(cfg.pipeline.display_name)
         with _StopFlag() as stop:

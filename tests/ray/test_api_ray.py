@@ -28,6 +28,6 @@ def test_predict_yields_pages_and_failures_without_writing(ray_cluster, tmp_path
 def test_predict_on_a_folder(ray_cluster, tmp_path):
     inputs = copy_docs(tmp_path / "in", ["word_ch_1.jpg", "11.jpg"])
     results = list(ray_ocr.predict("ocr", str(inputs), device="cpu", pipeline_params=MOBILE_OCR_PARAMS,
-                                   input_glob_pattern="*.jpg"))
+                                   input_glob_pattern="*.jpg", prefetch_batches=0, batch_size=2))
     assert sorted(os.path.basename(r.input_path) for r in results) == ["11.jpg", "word_ch_1.jpg"]
     assert all(r.ok and r.data["input_path"] == r.input_path for r in results)
