@@ -3,6 +3,7 @@ the run completes with every output, and the lost node's actor comes back elsewh
 
 import collections
 import json
+import shutil
 import threading
 import time
 
@@ -32,6 +33,11 @@ def test_run_survives_losing_a_worker_node(three_nodes, tmp_path):
     names = ["general_ocr_002.jpg", "11.jpg", "table.jpg", "textline.png", "word_ch_1.jpg",
              "img_12.jpg", "tipc_web_test.jpg", "seal.png", "pdflatex-outline.pdf"]
     inputs = copy_docs(tmp_path / "in", names)
+    # A second copy of each image: work left after the loss for the actor Ray restarts
+    # elsewhere (its pipeline takes seconds to build), so the test sees it come back.
+    for name in names[:-1]:
+        shutil.copy(inputs / name, inputs / f"again_{name}")
+    names += [f"again_{name}" for name in names[:-1]]
     out = tmp_path / "out"
     result = {}
 
