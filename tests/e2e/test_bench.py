@@ -80,3 +80,29 @@ def test_metadata_and_table(bench_report):
     for name in CPU_VARIANTS:
         assert name in stdout
     assert "skipped" in stdout
+
+
+def test_long_pdf_form_splits_the_pdf_across_the_actors(tmp_path):
+    """`--long_pdf`: one PDF of N pages and 4 images; ray_ocr runs the PDF as page-range
+    tasks on both actors, and writes what the whole-file multi-process variant writes."""
+    out = tmp_path / "long.json"
+    pages = 6
+    proc = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--long_pdf", str(pages), "--variants", "multiprocess,ray_ocr",
+         "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, f"bench exited {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    report = json.loads(out.read_text())
+    assert report["problems"] == []
+    settings = report["settings"]
+    assert settings["long_pdf"] == pages and settings["pdfs"] == 1 and settings["images"] == 4
+    assert settings["pages"] == pages + 4
+    ray, mp = report["variants"]["ray_ocr"], report["variants"]["multiprocess"]
+    assert ray["json_files"] == mp["json_files"] == pages + 4
+    assert mp["wall_vs_multiprocess"] == 1.0 and ray["wall_vs_multiprocess"] > 0
+    actors = ray["details"]["actors"]
+    parts = -(-pages // DEFAULT_PAGES_PER_TASK)
+    assert sum(a["batches"] for a in actors.values()) == parts + 4  # batch size 1
+    assert all(a["batches"] >= 1 for a in actors.values()) and len(actors) == 2
+    assert "wall time / multiprocess's" in proc.stdout
