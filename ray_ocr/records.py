@@ -21,7 +21,7 @@ class Task:
     def __str__(self) -> str:
         if self.pages is None:
             return self.key
-        return f"{self.key} (pages {self.pages[0] + 1}-{self.pages[-1] + 1})"
+        return f"{self.key} (pages {self.pages[0]}-{self.pages[-1]})"  # page_index, from 0
 
 
 @dataclass(frozen=True)

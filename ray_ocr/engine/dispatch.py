@@ -134,7 +134,7 @@ class BatchDispatcher:
     def _refill(self) -> None:
         """Keep a few batches per slot queued, pulled from the task sources."""
         want = 2 * sum(len(s) for s in self.slots.values())
-        while self._sources and len(self.pending) < want:
+        while self._sources and len(self.pending) < want and not self.stop.is_set():
             batch = next(self._sources[0], None)
             if batch is None:
                 self._sources.pop(0)
@@ -246,6 +246,11 @@ class BatchDispatcher:
                 entry = self._forget(ref)
                 logger.debug("batch %d raised: %s", entry.batch.batch_id, exc)
                 self._unbench(entry.actor)
+                if entry.actor in self.recycle_wanted and not self._busy(entry.actor):
+                    # Drained, but with an error: no result to recycle it on; its next
+                    # task marks it again.
+                    self.recycle_wanted.discard(entry.actor)
+                    self._push_slots(entry.actor)
                 self._retry_or_quarantine(entry.batch, exc)
             except Exception as exc:  # noqa: BLE001 - the actor's process is gone
                 logger.debug("batch %d lost its actor: %s", self.in_flight[ref].batch.batch_id,

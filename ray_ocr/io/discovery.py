@@ -14,7 +14,7 @@ import os
 from pathlib import PurePosixPath
 from typing import Iterable, Iterator
 
-from ray_ocr.io.storage import glob_regex
+from ray_ocr.io.storage import glob_regex, normalize_glob
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +23,17 @@ def _is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _descends(pattern: str) -> bool:
-    """Whether `pattern` can match below the top folder (pathlib glob semantics)."""
-    return "/" in pattern or "**" in pattern
+def _walk_plan(pattern: str) -> tuple[str, int | None]:
+    """(the folder the pattern's literal leading parts name, how many folders deep below
+    the input folder a match can be; None: any depth). ``sub/*.pdf`` walks only ``sub``."""
+    parts = pattern.split("/")
+    literal = []
+    for part in parts[:-1]:
+        if any(c in part for c in "*?["):
+            break
+        literal.append(part)
+    depth = None if "**" in pattern else len(parts) - 1
+    return "/".join(literal), depth
 
 
 def iter_input_folders(
@@ -41,15 +49,18 @@ def iter_input_folders(
 
     Hidden files and folders are skipped. `exclude_dir` (the output folder, when it
     lies inside the input folder) is never read back as input. A file that resolves
-    outside the input tree (a symlink, or a symlinked folder) is skipped unless
-    `follow_symlinks`.
+    outside the input tree is skipped, and symlinked folders are not entered (as
+    pathlib's ``**`` did), unless `follow_symlinks`; then each real folder is walked once.
     """
     root = os.path.realpath(input_dir)
     excluded = os.path.realpath(exclude_dir) if exclude_dir else None
+    pattern = normalize_glob(pattern)
     regex = glob_regex(pattern)
-    deep = _descends(pattern)
-    stack = [""]  # folders to visit, relative keys; popped last-first, pushed reversed
-    seen_dirs: set[str] = set()
+    start, max_depth = _walk_plan(pattern)
+    if start and not os.path.isdir(os.path.join(root, start)):
+        return
+    stack = [start]  # folders to visit, relative keys; popped last-first, pushed reversed
+    seen_dirs: set[str] = {os.path.realpath(os.path.join(root, start))}
     while stack:
         rel_dir = stack.pop()
         folder = os.path.join(root, rel_dir) if rel_dir else root
@@ -83,16 +94,21 @@ def iter_input_folders(
             group.append(key)
         if group and not (excluded is not None and _is_within(folder, excluded)):
             yield group
-        if not deep:
+        if max_depth is not None and (rel_dir.count("/") + 1 if rel_dir else 0) >= max_depth:
             continue
-        for entry, key in reversed(subdirs):
+        entered = []
+        # Real folders first: a folder also reachable through a link keeps its own name.
+        for entry, key in sorted(subdirs, key=lambda pair: pair[0].is_symlink()):
+            if entry.is_symlink() and not follow_symlinks:
+                continue
             path = os.path.realpath(entry.path)
             if excluded is not None and _is_within(path, excluded):
                 continue  # the output folder inside the input folder
             if path in seen_dirs or (not follow_symlinks and not _is_within(path, root)):
                 continue  # a link loop, or out of the tree
             seen_dirs.add(path)
-            stack.append(key)
+            entered.append(key)
+        stack.extend(sorted(entered, reverse=True))
 
 
 def group_by_folder(keys: Iterable[str]) -> Iterator[list[str]]:

@@ -24,12 +24,26 @@ def is_uri(location: str) -> bool:
     return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", location))
 
 
+def normalize_glob(pattern: str) -> str:
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
+    return pattern
+
+
 def glob_regex(pattern: str) -> re.Pattern:
     """Pathlib-style glob for relative POSIX keys: ``*`` and ``?`` stay within one folder,
-    ``**/`` spans any number of folders."""
+    ``[...]`` / ``[!...]`` match one character of a set, ``**/`` spans any number of
+    folders; a leading ``./`` is dropped."""
+    pattern = normalize_glob(pattern)
     out, i = "", 0
     while i < len(pattern):
-        if pattern.startswith("**/", i):
+        close = pattern.find("]", i + 2) if pattern[i] == "[" else -1
+        if close > 0 and "/" not in pattern[i:close]:
+            body = pattern[i + 1:close]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out, i = out + "(?!/)[" + body.replace("\\", "\\\\") + "]", close + 1
+        elif pattern.startswith("**/", i):
             out, i = out + "(?:.*/)?", i + 3
         elif pattern.startswith("**", i):
             out, i = out + ".*", i + 2

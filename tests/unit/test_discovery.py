@@ -54,12 +54,25 @@ def test_the_walk_is_lazy(tmp_path):
     assert next(walk, None) is None
 
 
-def test_symlinked_folders_inside_the_tree_are_walked_once(tmp_path):
+def test_symlinked_folders_are_entered_only_with_follow_symlinks_and_once(tmp_path):
     _touch(tmp_path / "real" / "a.png")
+    _touch(tmp_path / "top.png")
     os.symlink(tmp_path / "real", tmp_path / "alias")  # the same folder under two names
-    os.symlink(tmp_path, tmp_path / "real" / "loop")  # a cycle
-    keys = list_inputs(str(tmp_path), "**/*")
-    assert keys.count("alias/a.png") + keys.count("real/a.png") == 1
+    os.symlink(tmp_path, tmp_path / "real" / "up")  # a cycle back to the root
+    assert list_inputs(str(tmp_path), "**/*") == ["top.png", "real/a.png"]  # as pathlib's **
+    keys = list_inputs(str(tmp_path), "**/*", follow_symlinks=True)
+    assert keys.count("top.png") == 1 and len(keys) == 2  # each real folder once
+
+
+def test_glob_sets_leading_dot_and_literal_folders(tmp_path):
+    for rel in ["a.PDF", "b.pdf", "c.png", "sub/d.pdf", "sub/deeper/e.pdf", "other/f.pdf"]:
+        _touch(tmp_path / rel)
+    assert list_inputs(str(tmp_path), "*.[pP][dD][fF]") == ["a.PDF", "b.pdf"]
+    assert list_inputs(str(tmp_path), "./*.pdf") == ["b.pdf"]
+    assert list_inputs(str(tmp_path), "sub/*.pdf") == ["sub/d.pdf"]
+    assert list_inputs(str(tmp_path), "sub/**/*.pdf") == ["sub/d.pdf", "sub/deeper/e.pdf"]
+    assert list_inputs(str(tmp_path), "*/*.pdf") == ["other/f.pdf", "sub/d.pdf"]
+    assert list_inputs(str(tmp_path), "missing/*.pdf") == []
 
 
 def test_uri_listings_are_grouped_by_folder():
