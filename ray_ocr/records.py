@@ -18,10 +18,13 @@ class Task:
     key: str
     pages: tuple[int, ...] | None = None
 
+    @property
+    def pages_label(self) -> str:
+        """``pages 4-6`` (page_index, from 0), as messages name a part."""
+        return "" if self.pages is None else f"pages {self.pages[0]}-{self.pages[-1]}"
+
     def __str__(self) -> str:
-        if self.pages is None:
-            return self.key
-        return f"{self.key} (pages {self.pages[0]}-{self.pages[-1]})"  # page_index, from 0
+        return self.key if self.pages is None else f"{self.key} ({self.pages_label})"
 
 
 @dataclass(frozen=True)

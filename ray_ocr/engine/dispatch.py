@@ -216,15 +216,20 @@ class BatchDispatcher:
             except ValueError:
                 pass  # still in the pool (idle, or its failed task not yet collected)
 
+    def _take_idle(self) -> list[_Slot]:
+        """Every idle slot, out of the pool (to reorder or hold back; push to return)."""
+        idle = []
+        while (slot := self.pool.pop_idle()) is not None:
+            idle.append(slot)
+        return idle
+
     def _withdraw_down_actors(self) -> None:
         """No work for an actor that is not up: take its slots out of the idle list
         (ActorPool keeps a restarting actor's slot idle after some errors)."""
         down = set(self.waiting_ready.values()) | self.recycle_wanted
         if not down:
             return
-        idle = []
-        while (slot := self.pool.pop_idle()) is not None:
-            idle.append(slot)
+        idle = self._take_idle()
         for slot in idle:
             if slot.actor not in down:
                 self.pool.push(slot)
@@ -309,10 +314,9 @@ class BatchDispatcher:
         for task in reversed(batch.tasks):
             tries = self.attempts.get(task, 1)
             if tries >= self.max_attempts:
-                where = "" if task.pages is None else f"pages {task.pages[0]}-{task.pages[-1]}: "
                 failure = Failure(
                     key=task.key, stage="crash", error_type=type(exc).__name__,
-                    message=f"{where}the pipeline process died on each of {tries} tries ({reason})",
+                    message=f"the pipeline process died on each of {tries} tries ({reason})",
                     attempts=tries,
                 )
                 quarantined.append(FileResult(key=task.key, failure=failure, subset=task.pages))
@@ -364,9 +368,7 @@ class BatchDispatcher:
         fewest batches in flight, so every actor gets a batch before any gets its
         prefetch batch (else the first pages of a split PDF queue up on one actor).
         Returns that actor's batches in flight."""
-        idle = []
-        while (slot := self.pool.pop_idle()) is not None:
-            idle.append(slot)
+        idle = self._take_idle()
         load = collections.Counter(entry.actor for entry in self.in_flight.values())
         idle.sort(key=lambda slot: (-load[slot.actor], -slot.index))
         for slot in idle:
@@ -385,9 +387,7 @@ class BatchDispatcher:
     def _reserve_whole_actor(self) -> bool:
         """Make the next ``pool.submit`` go to an actor none of whose slots is busy, and
         bench its other slots until that batch is back (no prefetch behind a suspect)."""
-        idle = []
-        while (slot := self.pool.pop_idle()) is not None:
-            idle.append(slot)
+        idle = self._take_idle()
         chosen = None
         for slot in idle:
             siblings = self.slots[slot.actor]

@@ -238,18 +238,18 @@ class Driver:
         except OSError as exc:
             return FileResult(key=key, failure=failure_for(key, "read", exc))
         if splittable and sniff_kind(data) == "pdf":
-            parts = plan_parts(key, pdf_page_count(data, self.config.pdf_password) or 0,
-                               self.config.pages_per_task)
+            count = pdf_page_count(data, self.config.pdf_password) or 0
+            parts = plan_parts(key, count, self.config.pages_per_task)
             if parts:
-                return self._split(key, path, data, parts)
+                return self._split(key, path, data, count, parts)
         return InputItem(key=key, source_path=path, data=data)
 
-    def _split(self, key: str, path: str, data: bytes, parts: list[Task]) -> list[InputItem]:
+    def _split(self, key: str, path: str, data: bytes, page_count: int, parts: list[Task]) -> list[InputItem]:
         import ray
 
         shared = ray.put(data)  # one copy in the object store for all its parts
-        self.splits[key] = SplitDocument(key, path, shared, parts[-1].pages[-1] + 1, set(parts))
-        logger.debug("%s: %d pages in %d parts", key, self.splits[key].page_count, len(parts))
+        self.splits[key] = SplitDocument(key, path, shared, page_count, set(parts))
+        logger.debug("%s: %d pages in %d parts", key, page_count, len(parts))
         return [InputItem(key=key, source_path=path, data=shared, pages=part.pages) for part in parts]
 
     def _pull_state(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from ray_ocr.records import Failure, FileResult, WorkerInfo
 
@@ -42,18 +42,17 @@ class RunManifest:
         self.failures_path = os.path.join(output_dir, FAILURES_NAME)
         self._handle = None
 
+    def _latest(self, value: Callable[[dict], Any]) -> dict[str, Any]:
+        """{key: value(its last record)}, streamed, without the keys whose value is None."""
+        latest: dict[str, Any] = {}
+        for record in read_jsonl(self.path):
+            if "key" in record:
+                latest[record["key"]] = value(record)
+        return {key: v for key, v in latest.items() if v is not None}
+
     def finished_outputs(self) -> dict[str, list[str]]:
         """{key: its outputs} for inputs whose latest record is done (what a rerun may skip)."""
-        finished = {}
-        for record in read_jsonl(self.path):
-            key = record.get("key")
-            if key is None:
-                continue
-            if record.get("status") == "done" and record.get("outputs"):
-                finished[key] = record["outputs"]
-            else:
-                finished.pop(key, None)
-        return finished
+        return self._latest(lambda r: r["outputs"] if r.get("status") == "done" and r.get("outputs") else None)
 
     def __enter__(self) -> "RunManifest":
         os.makedirs(self.output_dir, exist_ok=True)
@@ -99,11 +98,7 @@ class RunManifest:
         """Rewrite failures.jsonl from the manifest: the inputs whose latest record failed."""
         from ray_ocr.io.outputs import atomic_write_text
 
-        latest_failure: dict[str, dict | None] = {}  # the key's last record's failure, if it failed
-        for record in read_jsonl(self.path):
-            if "key" in record:
-                latest_failure[record["key"]] = record.get("failure") if record.get("status") == "failed" else None
-        failed = [f for f in latest_failure.values() if f is not None]
+        failed = list(self._latest(lambda r: r.get("failure") if r.get("status") == "failed" else None).values())
         text = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failed)
         if failed or os.path.exists(self.failures_path):
             atomic_write_text(self.failures_path, text)

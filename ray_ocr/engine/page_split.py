@@ -52,12 +52,8 @@ class SplitDocument:
         self.attempts = max(self.attempts, attempts)
         self.seconds += part.seconds
         if part.failure is not None and self.failure is None:
-            failure = part.failure
-            pages = part.subset or ()
-            if pages and not failure.message.startswith("pages "):
-                failure = dataclasses.replace(
-                    failure, message=f"pages {pages[0]}-{pages[-1]}: {failure.message}")
-            self.failure = failure
+            self.failure = dataclasses.replace(
+                part.failure, message=f"{part.task.pages_label}: {part.failure.message}")
         if self.waiting:
             return None
         result = FileResult(

@@ -116,7 +116,7 @@ def iter_tiff_pages(data: bytes, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXE
             yield index, count, np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def open_pdf(data: bytes, password: str | None = None):
+def open_pdf(data: bytes, password: str | None = None, forms: bool = True):
     import pypdfium2 as pdfium
 
     try:
@@ -127,17 +127,16 @@ def open_pdf(data: bytes, password: str | None = None):
             hint = "wrong password (--pdf_password)" if password else "encrypted: a password is needed (--pdf_password)"
             raise DocumentError("render", f"PDF is {hint}") from None
         raise DocumentError("render", f"not a readable PDF ({text})") from None
-    doc.init_forms()  # as PaddleX's PDF reader: form fields render like a viewer shows them
+    if forms:
+        doc.init_forms()  # as PaddleX's PDF reader: form fields render like a viewer shows them
     return doc
 
 
 def pdf_page_count(data: bytes, password: str | None = None) -> int | None:
     """Pages in a PDF, or None when it cannot be opened (its actor will say why)."""
-    import pypdfium2 as pdfium
-
     try:
-        doc = pdfium.PdfDocument(data, password=password)
-    except pdfium.PdfiumError:
+        doc = open_pdf(data, password, forms=False)  # counting needs no form fields
+    except DocumentError:
         return None
     try:
         return len(doc)
