@@ -64,15 +64,21 @@ MARKER = "RAY_OCR_TEST_CLUSTER"  # environment variable naming this test's proce
 
 
 # -- ports ----------------------------------------------------------------------
-def _free_ports(count: int) -> list[int]:
-    """Distinct free TCP ports (held open together, so no duplicates)."""
-    sockets = []
+def _free_ports(count: int, taken: set[int]) -> list[int]:
+    """Free TCP ports, none of them in `taken` (which they join). The kernel hands a port
+    out again once its socket is closed, so ports of earlier calls must be excluded by
+    hand: a node's port once came back as the dashboard's, and `ray start` refused."""
+    sockets, ports = [], []
     try:
-        for _ in range(count):
+        while len(ports) < count:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind(("", 0))
             sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
+            port = s.getsockname()[1]
+            if port not in taken:
+                ports.append(port)
+                taken.add(port)
+        return ports
     finally:
         for s in sockets:
             s.close()
@@ -209,7 +215,7 @@ class Cluster:
 
 
 def _node_ports(taken: set[int], cluster: Cluster) -> list[str]:
-    (om, nm, agent_http, agent_grpc, env_agent, metrics) = _free_ports(6)
+    (om, nm, agent_http, agent_grpc, env_agent, metrics) = _free_ports(6, taken)
     cluster.metrics_ports.append(metrics)
     low, high = _free_port_range(40, taken)
     return [
@@ -261,9 +267,9 @@ def two_node_cluster():
     env[MARKER] = ours.tag
     assert env.get("PADDLE_PDX_CACHE_HOME"), "conftest sets the test model cache"
     _token_env(env, temp_dir)
-    gcs_port, dashboard_port, client_port = _free_ports(3)
+    taken: set[int] = set()  # every port handed to a Ray component, so none is handed out twice
+    gcs_port, dashboard_port, client_port = _free_ports(3, taken)
     cluster = Cluster(temp_dir, env, ours, gcs_port, dashboard_port)
-    taken: set[int] = set()
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
               "--object-store-memory", str(100 * 2**20), "--disable-usage-stats"]
     try:
