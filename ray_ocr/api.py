@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from ray_ocr.config import RunConfig
+from ray_ocr.config import DEFAULT_PAGES_PER_TASK, RunConfig
 from ray_ocr.records import Failure
 
 
@@ -55,11 +55,15 @@ def predict(
     max_attempts: int = 3,
     prefetch_batches: int = 1,
     max_bytes_in_flight: int = 1 << 30,
+    pages_per_task: int = DEFAULT_PAGES_PER_TASK,
+    pdf_password: str | None = None,
 ) -> Iterator[Prediction]:
     """Yield results as the actors finish them (unordered); no file is written.
 
     `inputs` is a folder (with `input_glob_pattern`) or an iterable of file paths, read
-    as the actors need them. Multi-page PDFs are whole tasks here (one Prediction per page).
+    as the actors need them. One Prediction per page; a PDF longer than `pages_per_task`
+    pages is cut into page ranges that run on several actors at once (0: never), and a
+    part that fails yields one failure naming its pages.
     For notebooks: ``for p in ray_ocr.predict("OCR", paths): print(p.data["rec_texts"])``.
     """
     from ray_ocr.config import DeviceRequest, _frozen
@@ -67,6 +71,7 @@ def predict(
     from ray_ocr.engine.cluster import gpus_for_this_run, ray_session
     from ray_ocr.engine.dispatch import BatchDispatcher
     from ray_ocr.engine.manifest import failure_for
+    from ray_ocr.engine.page_split import label_part_failure, pdf_parts
     from ray_ocr.io.discovery import iter_inputs
     from ray_ocr.models.runner import RunnerSpec
     from ray_ocr.pipelines import resolve_pipeline
@@ -79,21 +84,39 @@ def predict(
         paths = (os.path.join(folder, key) for key in iter_inputs(folder, input_glob_pattern))
     else:
         paths = (str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs))
-    spec = RunnerSpec(pipeline=ref, init_params=_frozen(pipeline_params), predict_params=_frozen(predict_params))
+    spec = RunnerSpec(pipeline=ref, init_params=_frozen(pipeline_params), predict_params=_frozen(predict_params),
+                      pdf_password=pdf_password)
     ready: collections.deque[Prediction] = collections.deque()
+    split_bytes: dict[str, Any] = {}  # a split PDF's bytes in the object store, for its parts' retries
+    parts_out: collections.Counter = collections.Counter()  # split PDF -> parts not yet back
 
     def read(task):
         path = task.key
+        if task.pages is not None:  # a part, again (its actor died)
+            return InputItem(key=path, source_path=path, data=split_bytes[path], pages=task.pages)
         try:
             with open(path, "rb") as handle:
-                return InputItem(key=path, source_path=path, data=handle.read())
+                data = handle.read()
         except OSError as exc:
             return FileResult(key=path, failure=failure_for(path, "read", exc))
+        _, parts = pdf_parts(path, data, pages_per_task, pdf_password)
+        if not parts:
+            return InputItem(key=path, source_path=path, data=data)
+        import ray
+
+        split_bytes[path] = ray.put(data)  # one copy for all its parts
+        parts_out[path] = len(parts)
+        return [InputItem(key=path, source_path=path, data=split_bytes[path], pages=p.pages) for p in parts]
 
     def on_results(results, _worker=None):
         for result in results:
+            if result.subset is not None:
+                parts_out[result.key] -= 1
+                if not parts_out[result.key]:
+                    del parts_out[result.key], split_bytes[result.key]
             if not result.ok:
-                ready.append(Prediction(result.key, None, None, result.failure))
+                failure = result.failure if result.subset is None else label_part_failure(result)
+                ready.append(Prediction(result.key, None, None, failure))
             for page in result.pages:
                 ready.append(Prediction(result.key, page.page_index, json.loads(page.json_text)))
 

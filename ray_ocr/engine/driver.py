@@ -35,8 +35,8 @@ from ray_ocr.io.outputs import (
     output_relpath,
 )
 from ray_ocr.io.storage import UriFolder, is_uri, open_folder
-from ray_ocr.io.documents import DEFAULT_MAX_IMAGE_PIXELS, pdf_page_count, sniff_kind
-from ray_ocr.engine.page_split import SplitDocument, plan_parts
+from ray_ocr.io.documents import DEFAULT_MAX_IMAGE_PIXELS
+from ray_ocr.engine.page_split import SplitDocument, pdf_parts
 from ray_ocr.models.runner import RunnerSpec
 from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, Task, WorkerInfo
 
@@ -237,11 +237,9 @@ class Driver:
             data = self.inputs.read(key)
         except OSError as exc:
             return FileResult(key=key, failure=failure_for(key, "read", exc))
-        if splittable and sniff_kind(data) == "pdf":
-            count = pdf_page_count(data, self.config.pdf_password) or 0
-            parts = plan_parts(key, count, self.config.pages_per_task)
-            if parts:
-                return self._split(key, path, data, count, parts)
+        count, parts = pdf_parts(key, data, self.config.pages_per_task, self.config.pdf_password)
+        if parts:
+            return self._split(key, path, data, count, parts)
         return InputItem(key=key, source_path=path, data=data)
 
     def _split(self, key: str, path: str, data: bytes, page_count: int, parts: list[Task]) -> list[InputItem]:

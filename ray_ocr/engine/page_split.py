@@ -13,7 +13,22 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ray_ocr.io.documents import pdf_page_count, sniff_kind
 from ray_ocr.records import Failure, FileResult, Task
+
+
+def pdf_parts(key: str, data: bytes, pages_per_task: int, password: str | None = None) -> tuple[int, list[Task]]:
+    """(page count, parts) of an input's bytes; parts is [] unless it is a PDF longer
+    than `pages_per_task` (an unreadable PDF stays whole: its actor reports why)."""
+    if pages_per_task <= 0 or sniff_kind(data) != "pdf":
+        return 0, []
+    count = pdf_page_count(data, password) or 0
+    return count, plan_parts(key, count, pages_per_task)
+
+
+def label_part_failure(part: FileResult) -> Failure:
+    """A part's failure, its message naming the part's pages."""
+    return dataclasses.replace(part.failure, message=f"{part.task.pages_label}: {part.failure.message}")
 
 
 def plan_parts(key: str, page_count: int, pages_per_task: int) -> list[Task]:
@@ -52,8 +67,7 @@ class SplitDocument:
         self.attempts = max(self.attempts, attempts)
         self.seconds += part.seconds
         if part.failure is not None and self.failure is None:
-            self.failure = dataclasses.replace(
-                part.failure, message=f"{part.task.pages_label}: {part.failure.message}")
+            self.failure = label_part_failure(part)
         if self.waiting:
             return None
         result = FileResult(

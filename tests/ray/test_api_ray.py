@@ -1,9 +1,12 @@
 """The Python API: ray_ocr.predict yields results as they finish and writes nothing."""
 
+import collections
 import os
 
 import ray_ocr
-from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS, copy_docs
+from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS, STANDIN, copy_docs
+from tests.pdfs import SCANNED_WIDTH, merge_pdfs
+from tests.ray.test_placement_ray import make_images
 
 
 def test_predict_yields_pages_and_failures_without_writing(ray_cluster, tmp_path, monkeypatch):
@@ -31,3 +34,32 @@ def test_predict_on_a_folder(ray_cluster, tmp_path):
                                    input_glob_pattern="*.jpg", prefetch_batches=0, batch_size=2))
     assert sorted(os.path.basename(r.input_path) for r in results) == ["11.jpg", "word_ch_1.jpg"]
     assert all(r.ok and r.data["input_path"] == r.input_path for r in results)
+
+
+def test_predict_runs_the_pages_of_a_long_pdf_on_several_actors(ray_cluster, tmp_path):
+    """Scheduling only: the stand-in pipeline reports each page's size and its own pid.
+    Its scanned pages take 0.3 s each, so the second actor is up before the work is gone."""
+    pages = merge_pdfs(tmp_path / "in" / "long.pdf")
+    make_images(tmp_path / "in", 2)
+    paths = sorted(str(p) for p in (tmp_path / "in").iterdir())
+    options = dict(device="cpu", instances_per_device=2, batch_size=1,
+                   pipeline_params={"slow_width": SCANNED_WIDTH, "slow_seconds": 0.3})
+
+    def by_page(results):
+        assert all(r.ok for r in results), [r.failure for r in results if not r.ok]
+        pids = collections.defaultdict(set)
+        pages = {}
+        for r in results:
+            data = dict(r.data)
+            pids[os.path.basename(r.input_path)].add(data.pop("pid"))
+            key = (os.path.basename(r.input_path), r.page_index)
+            assert key not in pages, f"{key} yielded twice"
+            pages[key] = data
+        return pages, pids
+
+    split, split_pids = by_page(list(ray_ocr.predict(STANDIN, paths, pages_per_task=3, **options)))
+    whole, whole_pids = by_page(list(ray_ocr.predict(STANDIN, paths, pages_per_task=0, **options)))
+    assert sorted(k for k in split if k[0] == "long.pdf") == [("long.pdf", i) for i in range(pages)]
+    assert len(split) == pages + 2
+    assert split == whole  # the same pages, whoever rendered them
+    assert len(split_pids["long.pdf"]) == 2 and len(whole_pids["long.pdf"]) == 1
