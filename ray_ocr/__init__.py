@@ -5,7 +5,7 @@ run starts (driver) or when an actor builds its pipeline (workers).
 """
 
 from ray_ocr.config import DeviceRequest, RunConfig
-from ray_ocr.errors import ModelUnavailableError, UsageError
+from ray_ocr.errors import ModelUnavailableError, SetupError, UsageError
 
 __version__ = "0.1.0"
 
@@ -24,4 +24,4 @@ def predict(pipeline: str, inputs, **options):
     return _predict(pipeline, inputs, **options)
 
 
-__all__ = ["DeviceRequest", "ModelUnavailableError", "RunConfig", "UsageError", "predict", "run", "__version__"]
+__all__ = ["DeviceRequest", "ModelUnavailableError", "RunConfig", "SetupError", "UsageError", "predict", "run", "__version__"]

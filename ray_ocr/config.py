@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from ray_ocr.errors import UsageError
-from ray_ocr.io.storage import is_uri
+from ray_ocr.io.storage import is_uri, normalize_glob
 from ray_ocr.pipelines import PipelineRef, resolve_pipeline
 
 
@@ -132,6 +132,18 @@ def _location(text: str, flag: str) -> str:
     return text
 
 
+def _check_output_folder(path: str) -> None:
+    """The folder, or the first of its parents that exists, must be a folder we can write."""
+    existing = path
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        what = "exists" if existing == path else f"{existing} exists"
+        raise UsageError(f"--output_dir {path}: {what} and is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--output_dir {path}: {existing} is not writable")
+
+
 def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((mapping or {}).items()))
 
@@ -213,8 +225,8 @@ class RunConfig:
             raise UsageError(f"--input_dir {input_dir}: no such directory")
         if not is_uri(input_dir) and not os.path.isdir(input_dir):
             raise UsageError(f"--input_dir {input_dir}: not a directory")
-        if not is_uri(output_dir) and os.path.exists(output_dir) and not os.path.isdir(output_dir):
-            raise UsageError(f"--output_dir {output_dir}: exists and is not a directory")
+        if not is_uri(output_dir):
+            _check_output_folder(output_dir)
         if prefetch_batches < 0:
             raise UsageError(f"--prefetch_batches {prefetch_batches}: must be >= 0")
         if pages_per_task < 0:
@@ -235,8 +247,12 @@ class RunConfig:
             raise UsageError(f"--max_image_pixels {max_image_pixels}: must be >= 1")
         if max_tasks_per_actor < 0 or max_actor_memory_mb < 0:
             raise UsageError("--max_tasks_per_actor and --max_actor_memory_mb must be >= 0 (0: never recycle)")
-        if not input_glob_pattern or os.path.isabs(input_glob_pattern):
-            raise UsageError(f"--input_glob_pattern {input_glob_pattern!r}: must be a relative pattern")
+        if not input_glob_pattern:
+            raise UsageError("--input_glob_pattern '': must be a relative pattern")
+        try:
+            normalize_glob(input_glob_pattern)
+        except ValueError as exc:
+            raise UsageError(f"--input_glob_pattern {exc}") from None
         if pipeline_config is not None and not os.path.isfile(pipeline_config):
             raise UsageError(f"--pipeline_config {pipeline_config}: no such file")
         saves = parse_save(save, ref)

@@ -5,5 +5,10 @@ class UsageError(ValueError):
     """The command line or configuration is wrong; the CLI exits 2 with this message."""
 
 
+class SetupError(RuntimeError):
+    """The pipeline could not be built on the actors (a model missing, a bad parameter),
+    or no actor is left to run the remaining inputs; the CLI exits 2 with this message."""
+
+
 class ModelUnavailableError(RuntimeError):
     """A pipeline needs a model that is neither cached locally nor downloadable."""

@@ -12,7 +12,7 @@ import logging
 import sys
 import types
 
-from ray_ocr.errors import UsageError
+from ray_ocr.errors import SetupError, UsageError
 from ray_ocr.config import DEFAULT_PAGES_PER_TASK
 
 logger = logging.getLogger("ray_ocr")
@@ -139,13 +139,17 @@ def main(argv: list[str] | None = None) -> int:
             pages_per_task=args.pages_per_task,
             verbose=args.verbose,
         )
-        from ray_ocr.engine.driver import Driver, SetupError
+        from ray_ocr.engine.driver import Driver
 
         try:
             summary = Driver(config).run()
         except SetupError as exc:
             print(f"ray_ocr: error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # a second SIGINT/SIGTERM: stop now, not after the batches in flight
+            print("ray_ocr: stopped at once; every output written is complete and recorded: run the "
+                  "same command again to finish the rest", file=sys.stderr)
+            return 130
     except UsageError as exc:
         print(f"ray_ocr: error: {exc}", file=sys.stderr)
         return 2

@@ -128,5 +128,5 @@ def start_pipeline_actors(cluster, spec: RunnerSpec, pipeline_name: str, device,
                         cpus_per_instance)
     # One machine shares one disk; a cluster's workers get the driver's models.
     actors = start_actors(slots, spec, ship_models=not cluster.embedded)
-    logger.info("started %d %s actor(s) on %d node(s)", len(actors), pipeline_name, len(cluster.nodes))
+    logger.info("starting %d %s actor(s) on %d node(s)", len(actors), pipeline_name, len(cluster.nodes))
     return actors

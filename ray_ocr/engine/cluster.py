@@ -118,6 +118,22 @@ def _token_available() -> bool:
     return (Path.home() / ".ray" / "auth_token").is_file()
 
 
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A `host:port` that nothing listens on is a usage error now, not minutes of Ray
+    retrying to connect ("auto" and ray:// addresses are left to Ray)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--address {address}: cannot connect ({exc.strerror or exc}); is the cluster up "
+                         "(`ray status` on its head)?") from None
+
+
 def prepare_client_auth() -> None:
     """Clusters started by ``ray start`` (Ray >= 2.60) require token auth from clients.
 
@@ -192,6 +208,7 @@ def ray_session(
     if ray.is_initialized():
         embedded = False
     elif address:
+        check_reachable(address)
         prepare_client_auth()
         ray.init(address=address, logging_level=logging.WARNING if quiet else logging.INFO,
                  log_to_driver=not quiet)

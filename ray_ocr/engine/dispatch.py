@@ -25,13 +25,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+from ray_ocr.errors import SetupError
 from ray_ocr.records import BatchResult, Failure, FileResult, InputItem, Task, WorkerInfo
 
 logger = logging.getLogger(__name__)
-
-
-class SetupError(RuntimeError):
-    """The pipeline could not be built on the actors (model missing, bad parameter)."""
 
 
 @dataclass
@@ -178,8 +175,18 @@ class BatchDispatcher:
 
         if not self.waiting_ready:
             return
-        refs = list(self.waiting_ready)
-        ready, _ = ray.wait(refs, num_returns=1 if block else len(refs), timeout=None if block else 0)
+        ready, since, warn_at = [], time.monotonic(), 120.0  # seconds with no actor up
+        while not ready:
+            refs = list(self.waiting_ready)
+            # In slices: a stop request is honoured while no actor can be placed.
+            ready, _ = ray.wait(refs, num_returns=1 if block else len(refs), timeout=1.0 if block else 0)
+            if not block or self.stop.is_set():
+                break
+            waited = time.monotonic() - since
+            if not ready and waited >= warn_at:
+                warn_at = waited + 60
+                logger.warning("no pipeline actor up after %.0f s: is there room on the cluster for their "
+                               "resources? (see `ray status`)", waited)
         for ref in ready:
             actor = self.waiting_ready.pop(ref)
             try:
@@ -484,6 +491,8 @@ class BatchDispatcher:
             if self.pool.has_next():
                 self._collect_one(timeout=1.0)
             yield
+        if self.stop.is_set() and (self.pending or self._sources):
+            self.interrupted = True  # stopped before the loop could see work (no actor up)
 
     def shutdown(self) -> None:
         import ray

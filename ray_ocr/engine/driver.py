@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from ray_ocr.config import RunConfig
-from ray_ocr.engine.dispatch import SetupError  # noqa: F401 - re-exported for the CLI
-from ray_ocr.engine.manifest import FAILURES_NAME, MANIFEST_NAME, RunManifest, failure_for
+from ray_ocr.engine.manifest import FAILURES_NAME, MANIFEST_NAME, PRODUCER_NAME, RunManifest, failure_for
 from ray_ocr.errors import UsageError
 from ray_ocr.io.discovery import group_by_folder, iter_input_folders
 from ray_ocr.io.outputs import (
@@ -33,6 +32,7 @@ from ray_ocr.io.outputs import (
     atomic_write_text,
     extra_output_relpath,
     output_relpath,
+    SUMMARY_NAME,
 )
 from ray_ocr.io.storage import UriFolder, is_uri, open_folder
 from ray_ocr.io.documents import DEFAULT_MAX_IMAGE_PIXELS
@@ -57,6 +57,7 @@ class RunSummary:
     timeline: list[dict] = field(default_factory=list)  # one event per finished batch
     recycled: int = 0
     dashboard_url: str | None = None
+    device: str | None = None  # what ran: "cpu", "gpu", "gpu:0,2" (never "auto")
 
     @property
     def processed(self) -> int:
@@ -73,8 +74,9 @@ class RunSummary:
         return 1 if self.failed else 0
 
     def one_line(self) -> str:
+        files = f"stopped early: {self.processed} of {self.files} files" if self.interrupted else f"{self.files} files"
         return (
-            f"ray_ocr: {self.files} files, {self.pages} pages, {self.failed} failures, "
+            f"ray_ocr: {files}, {self.pages} pages, {self.failed} failures, "
             f"{self.skipped} skipped, {self.seconds:.1f} s, {self.files_per_second:.2f} files/s"
         )
 
@@ -141,7 +143,7 @@ def state_dir_for(output_dir: str) -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "ray_ocr", "runs", digest)
 
 
-_STATE_FILES = (MANIFEST_NAME, FAILURES_NAME, "summary.json", "report.html")
+_STATE_FILES = (MANIFEST_NAME, PRODUCER_NAME, FAILURES_NAME, SUMMARY_NAME, "report.html")
 
 
 class Driver:
@@ -162,6 +164,14 @@ class Driver:
         self.progress = None
         self.metrics = None
 
+    @property
+    def producer(self) -> dict:
+        """What makes the results what they are (not how fast: device, batch sizes)."""
+        cfg = self.config
+        return {"pipeline": cfg.pipeline.display_name, "pipeline_params": dict(cfg.pipeline_params),
+                "predict_params": dict(cfg.predict_params),
+                "pipeline_config": _load_pipeline_config(cfg.pipeline_config)}
+
     # -- inputs ---------------------------------------------------------------
     def plan_inputs(self) -> Iterator[str] | tuple[()]:
         """The keys to run, lazily (see io/discovery.py), skipping inputs an earlier run
@@ -170,6 +180,7 @@ class Driver:
         cfg = self.config
         if not cfg.overwrite:
             self._pull_state()
+            self.manifest.check_producer(self.producer, f"--output_dir {cfg.output_dir}")
         keys = self._discover()
         first = next(keys, None)
         if first is None:
@@ -218,7 +229,8 @@ class Driver:
         if self.progress is not None:
             self.progress.set_total(total)
         if self.summary.skipped:
-            logger.info("skipped %d inputs finished by an earlier run", self.summary.skipped)
+            logger.info("skipped %d input%s finished by an earlier run", self.summary.skipped,
+                        "" if self.summary.skipped == 1 else "s")
 
     def _read(self, task: Task) -> InputItem | FileResult | list[InputItem]:
         """Local inputs: the driver reads and ships the bytes (workers need no shared
@@ -255,11 +267,16 @@ class Driver:
         if not isinstance(self.outputs, UriFolder):
             return
         os.makedirs(self.state_dir, exist_ok=True)
-        try:
-            data = self.outputs.read(MANIFEST_NAME)
-        except (OSError, FileNotFoundError):
-            data = b""
-        atomic_write_bytes(os.path.join(self.state_dir, MANIFEST_NAME), data)
+        for name in (MANIFEST_NAME, PRODUCER_NAME):
+            try:
+                data = self.outputs.read(name)
+            except (OSError, FileNotFoundError):
+                data = None
+            path = os.path.join(self.state_dir, name)
+            if data is not None:
+                atomic_write_bytes(path, data)
+            elif os.path.exists(path):
+                os.unlink(path)  # a stale local copy of a file the URI no longer has
 
     def _push_state(self) -> None:
         if not isinstance(self.outputs, UriFolder):
@@ -382,6 +399,7 @@ class Driver:
         gpu_ids = gpus_for_this_run(cfg.address, cfg.device)
         if todo:
             os.makedirs(self.state_dir, exist_ok=True)
+            self.manifest.write_producer(self.producer)
             with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
                 self.summary.dashboard_url = cluster.dashboard_url
                 if cluster.dashboard_url:
@@ -396,16 +414,19 @@ class Driver:
                     self._flush_metrics()
             self.manifest.write_failures()
         self.summary.seconds = time.perf_counter() - started
-        write_summary(cfg, self.summary, self.state_dir)
+        if todo:  # a rerun with nothing left to do keeps the last real run's summary and report
+            write_summary(cfg, self.summary, self.state_dir)
         self._push_state()
         return self.summary
 
     def _dispatch(self, cluster, spec: RunnerSpec, todo: Iterator[str]) -> None:
         from ray_ocr.engine.actors import start_pipeline_actors
         from ray_ocr.engine.dispatch import BatchDispatcher
+        from ray_ocr.engine.placement import resolve_device_kind
         from ray_ocr.engine.progress import Progress
 
         cfg = self.config
+        self.summary.device = str(cfg.device) if cfg.device.kind != "auto" else resolve_device_kind(cfg.device, cluster)
         actors = start_pipeline_actors(cluster, spec, cfg.pipeline.display_name, cfg.device,
                                        cfg.instances_per_device, cfg.gpus_per_instance, cfg.cpus_per_instance)
         self.progress = Progress(self.todo_total, interval=cfg.progress_interval, enabled=cfg.progress_interval >= 0)
@@ -456,16 +477,13 @@ def _start_metrics(pipeline: str):
         return None
 
 
-SUMMARY_NAME = "summary.json"
-
-
 def write_summary(config: RunConfig, summary: RunSummary, folder: str) -> None:
     """summary.json in the output folder: the numbers of this run, per actor too."""
     import json
 
     data = {
         "pipeline": config.pipeline.display_name,
-        "device": str(config.device),
+        "device": summary.device or str(config.device),
         "inputs": summary.files,
         "skipped": summary.skipped,
         "succeeded": summary.succeeded,

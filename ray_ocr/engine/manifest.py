@@ -4,6 +4,10 @@ An append-only JSON-lines file (``<output_dir>/ray_ocr_manifest.jsonl``), one re
 per finished input. The last record of a key wins. A rerun skips an input whose last
 record is "done" and whose every listed output file still exists. A driver killed
 mid-append leaves at most one torn last line, which is ignored.
+
+Beside it, ``ray_ocr_run.json`` names what produced the results (pipeline, its
+parameters): a rerun with another pipeline or other parameters would skip results it
+did not make, so it is refused unless it overwrites.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import os
 from dataclasses import asdict
 from typing import Any, Callable, Iterator
 
+from ray_ocr.errors import UsageError
 from ray_ocr.records import Failure, FileResult, WorkerInfo
 
 MANIFEST_NAME = "ray_ocr_manifest.jsonl"
 FAILURES_NAME = "failures.jsonl"
+PRODUCER_NAME = "ray_ocr_run.json"
 
 
 def read_jsonl(path: str) -> Iterator[dict]:
@@ -40,7 +46,33 @@ class RunManifest:
         self.output_dir = output_dir
         self.path = os.path.join(output_dir, MANIFEST_NAME)
         self.failures_path = os.path.join(output_dir, FAILURES_NAME)
+        self.producer_path = os.path.join(output_dir, PRODUCER_NAME)
         self._handle = None
+
+    def check_producer(self, producer: dict, flag: str) -> None:
+        """Refuse to resume over results that another pipeline or other parameters made
+        (`producer`: JSON-able, as ``write_producer`` stores it)."""
+        if not os.path.exists(self.producer_path):
+            return  # a fresh folder, or results from before this check existed
+        if not any(record.get("status") == "done" for record in read_jsonl(self.path)):
+            return  # nothing a rerun would skip (say, the first try had a bad parameter)
+        try:
+            with open(self.producer_path, encoding="utf-8") as handle:
+                earlier = json.load(handle)
+        except (OSError, ValueError):
+            return
+        now = json.loads(json.dumps(producer, sort_keys=True, default=str))
+        changed = [f"{name}: {earlier.get(name)!r} -> {now.get(name)!r}"
+                   for name in sorted(set(earlier) | set(now)) if earlier.get(name) != now.get(name)]
+        if changed:
+            raise UsageError(
+                f"{flag}: its results were made with other settings ({'; '.join(changed)}) and a rerun "
+                "would skip them as finished; use another output folder, or --overwrite to redo every input")
+
+    def write_producer(self, producer: dict) -> None:
+        from ray_ocr.io.outputs import atomic_write_text
+
+        atomic_write_text(self.producer_path, json.dumps(producer, sort_keys=True, default=str, indent=1))
 
     def _latest(self, value: Callable[[dict], Any]) -> dict[str, Any]:
         """{key: value(its last record)}, streamed, without the keys whose value is None."""

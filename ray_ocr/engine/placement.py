@@ -76,6 +76,7 @@ def _plan_gpu(name, device, cluster, k, gpus_per_instance, cpus_per_instance) ->
         raise UsageError(
             f"--gpus_per_instance {per_actor} x --instances_per_device {k} is more than one GPU"
         )
+    _check_cpus_fit(gpu_nodes, cpus_per_instance)
     threads = max(1, int(cpus_per_instance)) if cpus_per_instance else None
     slots = []
     gpu_index = 0
@@ -95,14 +96,25 @@ def _plan_gpu(name, device, cluster, k, gpus_per_instance, cpus_per_instance) ->
     return slots
 
 
+def _check_cpus_fit(nodes, cpus_per_instance: float | None) -> None:
+    """An actor asking for more CPUs than any node has would wait for room forever."""
+    if cpus_per_instance and not any(n.cpus + 1e-9 >= cpus_per_instance for n in nodes):
+        largest = max(n.cpus for n in nodes)
+        raise UsageError(f"--cpus_per_instance {cpus_per_instance:g}: no node has that many CPUs "
+                         f"(the largest has {largest:g})")
+
+
 def _plan_cpu(name, cluster, k, cpus_per_instance) -> list[ActorSlot]:
     cpu_nodes = [n for n in cluster.nodes if n.cpus >= 1]
     if not cpu_nodes:
         raise UsageError("--device cpu: the Ray cluster has no CPU to run on")
+    _check_cpus_fit(cpu_nodes, cpus_per_instance)
     slots = []
     for node in cpu_nodes:
         share = cpus_per_instance if cpus_per_instance else _share(node.cpus, k)
-        for _ in range(k):
+        if share > node.cpus + 1e-9:
+            continue  # too small a node for one actor
+        for _ in range(min(k, int(node.cpus / share + 1e-9))):  # those that fit
             slots.append(
                 ActorSlot(
                     name=f"ray_ocr:{name}:cpu:{len(slots)}",

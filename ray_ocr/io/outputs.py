@@ -5,11 +5,14 @@ Naming (PaddleOCR's multi-process script, with the relative folder kept):
 a PDF (or multi-page TIFF). When two inputs in one folder would claim the same names
 (``x.jpg`` and ``x.png``; or ``x.pdf`` and ``x_0.png``), every input of that clash is
 named after its full file name instead: ``x.jpg.json``, ``x.png.json``, ``x.pdf_0.json``.
-The rule depends only on the set of inputs, so reruns over the same set name alike.
+So is an input at the top whose JSON would be the run's own ``summary.json``
+(``summary.png`` -> ``summary.png.json``). The rule depends only on the set of inputs,
+so reruns over the same set name alike.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -18,6 +21,8 @@ from pathlib import PurePosixPath
 from typing import Iterable
 
 _PAGED_SUFFIXES = {".pdf", ".tif", ".tiff"}
+SUMMARY_NAME = "summary.json"  # the run's summary, at the top of the output folder
+_RESERVED_STEMS = {SUMMARY_NAME[:-len(".json")]}  # no input's JSON may take its name
 
 
 def _split_key(key: str) -> tuple[str, str, str]:
@@ -53,9 +58,14 @@ def assign_output_bases(keys: Iterable[str]) -> dict[str, str]:
                 if match and match.group(1) in paged:
                     clashing.add(key)
                     clashing.update(paged[match.group(1)])
+        if not folder:
+            clashing.update(key for key, _, stem in members if stem in _RESERVED_STEMS)
         prefix = f"{folder}/" if folder else ""
         for key, name, stem in members:
-            bases[key] = prefix + (name if key in clashing else stem)
+            base = name if key in clashing else stem
+            if not folder and base in _RESERVED_STEMS:  # a file named just "summary"
+                base += "_input"
+            bases[key] = prefix + base
     return bases
 
 
@@ -87,6 +97,24 @@ def safe_join(root: str, relpath: str) -> str:
     return target
 
 
+@functools.cache
+def _file_mode() -> int:
+    """What open() would give a new file (0o666 less the umask): mkstemp makes its
+    temp files 0o600, which would hide results from the other users of a shared folder.
+    Read from /proc where it can be: os.umask() can only be read by setting it, which
+    races with the writer threads."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str, data: bytes, make_folder: bool = True) -> None:
     """Write to a temp file in the same folder, fsync, then os.replace()."""
     folder = os.path.dirname(path)
@@ -95,6 +123,7 @@ def atomic_write_bytes(path: str, data: bytes, make_folder: bool = True) -> None
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), _file_mode())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -25,6 +25,10 @@ def is_uri(location: str) -> bool:
 
 
 def normalize_glob(pattern: str) -> str:
+    """The pattern without leading ``./``; ValueError for one that could leave the input
+    folder (absolute, or a ``..`` part)."""
+    if pattern.startswith("/") or ".." in pattern.replace("\\", "/").split("/"):
+        raise ValueError(f"{pattern!r} must stay inside the input folder (relative, no '..')")
     while pattern.startswith("./"):
         pattern = pattern[2:]
     return pattern

@@ -65,6 +65,25 @@ def test_sigterm_and_sigint_stop_cleanly(tmp_path, sig):
         json.loads(path.read_text())
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["succeeded"] == len(before)
+    assert f"ray_ocr: stopped early: {len(before)} of {len(NAMES)} files," in stdout
+    finish_with_rerun(args, out, before)
+
+
+def test_a_second_signal_stops_at_once_with_one_message(tmp_path):
+    inputs = copy_docs(tmp_path / "in", NAMES)
+    out = tmp_path / "out"
+    args, proc = start(inputs, out)
+    wait_for_outputs(out, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.5)  # the first one is handled (the loop wakes at least once a second)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "ray_ocr: stopped at once" in stderr and "Traceback" not in stderr, stderr[-2000:]
+    before = done_keys(out)
+    assert len(before) < len(NAMES)
+    for path in out.glob("*.json"):
+        json.loads(path.read_text())
     finish_with_rerun(args, out, before)
 
 

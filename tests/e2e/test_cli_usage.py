@@ -26,6 +26,8 @@ CASES = [
     (["--input_dir", "{t}/missing"], "no such directory"),
     (["--input_dir", "{t}/file.txt"], "not a directory"),
     (["--input_dir", "{t}/in", "--output_dir", "{t}/file.txt"], "not a directory"),
+    (["--input_dir", "{t}/in", "--output_dir", "{t}/file.txt/sub"], "file.txt exists and is not a directory"),
+    (["--input_dir", "{t}/in", "--input_glob_pattern", "../*.txt"], "must stay inside the input folder"),
     (["--input_dir", "{t}/in", "--batch_size", "0"], "--batch_size"),
     (["--input_dir", "{t}/empty"], "no file matches"),
     (["--input_dir", "{t}/in", "--input_glob_pattern", "*.tif"], "no file matches"),
@@ -57,6 +59,32 @@ def test_usage_error_is_one_line_exit_2(dirs, args, needle):
     assert needle in lines[0] and lines[0].startswith("ray_ocr: error:")
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert not (dirs / "out").exists()  # nothing was started or written
+
+
+def test_more_cpus_per_instance_than_any_node_has_is_a_usage_error(dirs):
+    """Checked once Ray is up (it needs the nodes' sizes); such an actor would wait forever."""
+    proc = run_cli("--pipeline", "OCR", "--input_dir", str(dirs / "in"), "--output_dir", str(dirs / "out"),
+                   "--device", "cpu", "--cpus_per_instance", "64")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()  # after the dashboard's address: Ray was up
+    assert lines[-1].startswith("ray_ocr: error: --cpus_per_instance 64: no node has"), proc.stderr
+    assert "Traceback" not in proc.stderr and len(lines) <= 2, proc.stderr
+    assert not (dirs / "out" / "a.json").exists()
+
+
+def test_an_address_nothing_listens_on_is_a_usage_error(dirs):
+    """Not minutes of Ray's connection retries."""
+    import socket
+
+    with socket.socket() as sock:  # a port that was just free: nothing listens on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = run_cli("--pipeline", "OCR", "--input_dir", str(dirs / "in"), "--output_dir", str(dirs / "out"),
+                   "--address", f"127.0.0.1:{port}", timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"ray_ocr: error: --address 127.0.0.1:{port}: cannot connect (Connection refused); is the cluster up "
+        "(`ray status` on its head)?"]
 
 
 def test_unknown_pipeline_lists_the_valid_names(dirs):

@@ -74,3 +74,36 @@ def test_the_last_batch_waits_for_an_idle_actor_not_behind_a_long_one(ray_cluste
         assert ran_on[keys[2]] != ran_on[keys[0]], ran_on
         assert ran_on[keys[2]] == ran_on[keys[1]]
     dispatcher.shutdown()
+
+
+def test_a_stop_is_honoured_while_no_actor_can_be_placed(ray_cluster):
+    """An actor asking for a resource no node has never comes up; a stop request (the
+    CLI's SIGINT/SIGTERM) must still end the wait, with nothing run."""
+    import threading
+    import time
+
+    from ray_ocr.engine.actors import PipelineActor
+    from ray_ocr.engine.dispatch import BatchDispatcher
+    from ray_ocr.models.runner import RunnerSpec
+    from ray_ocr.pipelines import resolve_pipeline
+    from ray_ocr.records import InputItem, Task
+
+    spec = RunnerSpec(pipeline=resolve_pipeline(STANDIN))
+    actor = ray_cluster.remote(PipelineActor).options(num_cpus=0, resources={"no_such_resource": 1}).remote(
+        spec, "unplaceable")
+    stop = threading.Event()
+    ran = []
+    dispatcher = BatchDispatcher(
+        {"unplaceable": actor}, "Standin", read=lambda task: InputItem(task.key, task.key, _png(8)),
+        on_batch=ran.append, on_results=lambda *a: None, on_actor=lambda w: None,
+        attempts={}, max_attempts=1, stop=stop,
+    )
+    dispatcher.add_tasks([Task("a"), Task("b")], batch_size=1)
+    threading.Timer(2.0, stop.set).start()
+    started = time.monotonic()
+    try:
+        dispatcher.run()
+    finally:
+        dispatcher.shutdown()
+    assert time.monotonic() - started < 30  # without the stop check it waits forever
+    assert dispatcher.interrupted and ran == [] and dispatcher.submitted == 0

@@ -1,8 +1,9 @@
 import os
+import stat
 
 import pytest
 
-from ray_ocr.io.outputs import assign_output_bases, atomic_write_text, output_relpath, safe_join
+from ray_ocr.io.outputs import SUMMARY_NAME, assign_output_bases, atomic_write_text, output_relpath, safe_join
 
 
 def test_seed_script_naming_keeps_relative_folders():
@@ -27,6 +28,15 @@ def test_pdf_pages_and_an_image_named_like_a_page_do_not_collide():
     assert output_relpath(bases["scan.pdf"], 0) != output_relpath(bases["scan_0.png"], None)
 
 
+def test_no_input_takes_the_run_summarys_name():
+    bases = assign_output_bases(["summary.png", "summary", "summary.pdf", "sub/summary.png", "summaryx.jpg"])
+    names = {key: output_relpath(base, 0 if key.endswith(".pdf") else None) for key, base in bases.items()}
+    assert names == {"summary.png": "summary.png.json", "summary": "summary_input.json",
+                     "summary.pdf": "summary.pdf_0.json", "sub/summary.png": "sub/summary.json",
+                     "summaryx.jpg": "summaryx.json"}
+    assert SUMMARY_NAME not in names.values()
+
+
 def test_naming_is_deterministic():
     keys = ["b/x.png", "a.pdf", "b/x.jpg", "c.tif"]
     assert assign_output_bases(keys) == assign_output_bases(list(reversed(keys)))
@@ -45,6 +55,21 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_text(str(target), '{"a": 2}')
     assert target.read_text() == '{"a": 2}'
     assert os.listdir(target.parent) == ["out.json"]
+
+
+def test_written_files_are_readable_by_others_as_the_umask_allows(tmp_path):
+    """mkstemp makes 0600 files: results in a shared folder would be hidden from others."""
+    expected = 0o666 & ~_umask()
+    target = tmp_path / "out.json"
+    atomic_write_text(str(target), "{}")
+    assert stat.S_IMODE(target.stat().st_mode) == expected
+    assert expected & 0o044  # the test's umask (022 here) lets group and others read
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def test_saver_outputs_follow_the_json_naming():

@@ -49,3 +49,14 @@ def test_gpu_errors():
 def test_multi_node_cpu_spreads_with_soft_affinity():
     slots = plan_actors("OCR", DeviceRequest.parse("cpu"), cluster((4, 0), (2, 0)), 2)
     assert [(s.node_id, s.num_cpus) for s in slots] == [("n0", 2.0), ("n0", 2.0), ("n1", 1.0), ("n1", 1.0)]
+
+
+def test_cpu_requests_that_no_node_can_hold():
+    """An actor that never fits would wait for room forever: a usage error if none can,
+    and only the actors that fit on a node are planned there."""
+    with pytest.raises(UsageError, match=r"--cpus_per_instance 8: no node has that many CPUs \(the largest has 4\)"):
+        plan_actors("OCR", DeviceRequest.parse("cpu"), cluster((2, 0), (4, 0)), 1, cpus_per_instance=8)
+    with pytest.raises(UsageError, match="no node has that many CPUs"):
+        plan_actors("OCR", DeviceRequest.parse("gpu"), cluster((2, 1)), 1, cpus_per_instance=4)
+    slots = plan_actors("OCR", DeviceRequest.parse("cpu"), cluster((2, 0), (4, 0)), 2, cpus_per_instance=1.5)
+    assert [s.node_id for s in slots] == ["n0", "n1", "n1"]
