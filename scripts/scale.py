@@ -93,7 +93,7 @@ TARGET_PEAK_RSS_MB = 1024.0
 MB = 1024 * 1024
 # ray_ocr's own files in the output folder (engine/manifest.py, engine/driver.py).
 MANIFEST = "ray_ocr_manifest.jsonl"
-STATE_FILES = {"summary.json", MANIFEST, "failures.jsonl", "report.html"}
+STATE_FILES = {"summary.json", MANIFEST, "ray_ocr_run.jsonl", "failures.jsonl", "report.html"}
 
 
 def log(message: str) -> None:

@@ -5,7 +5,7 @@ per finished input. The last record of a key wins. A rerun skips an input whose 
 record is "done" and whose every listed output file still exists. A driver killed
 mid-append leaves at most one torn last line, which is ignored.
 
-Beside it, ``ray_ocr_run.json`` names what produced the results (pipeline, its
+Beside it, ``ray_ocr_run.jsonl`` names what produced the results (pipeline, its
 parameters): a rerun with another pipeline or other parameters would skip results it
 did not make, so it is refused unless it overwrites.
 """
@@ -22,7 +22,7 @@ from ray_ocr.records import Failure, FileResult, WorkerInfo
 
 MANIFEST_NAME = "ray_ocr_manifest.jsonl"
 FAILURES_NAME = "failures.jsonl"
-PRODUCER_NAME = "ray_ocr_run.json"
+PRODUCER_NAME = "ray_ocr_run.jsonl"
 
 
 def read_jsonl(path: str) -> Iterator[dict]:
@@ -72,7 +72,9 @@ class RunManifest:
     def write_producer(self, producer: dict) -> None:
         from ray_ocr.io.outputs import atomic_write_text
 
-        atomic_write_text(self.producer_path, json.dumps(producer, sort_keys=True, default=str, indent=1))
+        # One JSON line: .jsonl like the other state files, so `*.json` in the output folder
+        # is only results (and summary.json).
+        atomic_write_text(self.producer_path, json.dumps(producer, sort_keys=True, default=str) + "\n")
 
     def _latest(self, value: Callable[[dict], Any]) -> dict[str, Any]:
         """{key: value(its last record)}, streamed, without the keys whose value is None."""

@@ -16,7 +16,7 @@ def test_a_rerun_with_other_parameters_is_refused_unless_it_overwrites(ray_clust
     inputs, out = make_images(tmp_path / "in", 3), tmp_path / "out"
     first = ray_ocr.run(STANDIN, str(inputs), str(out), device="cpu", progress_interval=-1)
     assert first.succeeded == 3
-    produced = json.loads((out / "ray_ocr_run.json").read_text())
+    produced = json.loads((out / "ray_ocr_run.jsonl").read_text())
     assert produced["pipeline"] == "SchedulingTestPipeline" and produced["pipeline_params"] == {}
 
     same = ray_ocr.run(STANDIN, str(inputs), str(out), device="cpu", progress_interval=-1)
@@ -32,7 +32,7 @@ def test_a_rerun_with_other_parameters_is_refused_unless_it_overwrites(ray_clust
     redo = ray_ocr.run(STANDIN, str(inputs), str(out), device="cpu", progress_interval=-1, overwrite=True,
                        pipeline_params={"sleep_seconds": 0.01})
     assert redo.succeeded == 3 and redo.skipped == 0
-    assert json.loads((out / "ray_ocr_run.json").read_text())["pipeline_params"] == {"sleep_seconds": 0.01}
+    assert json.loads((out / "ray_ocr_run.jsonl").read_text())["pipeline_params"] == {"sleep_seconds": 0.01}
     # Now the new settings resume, the old ones are refused.
     assert ray_ocr.run(STANDIN, str(inputs), str(out), device="cpu", progress_interval=-1,
                        pipeline_params={"sleep_seconds": 0.01}).skipped == 3
