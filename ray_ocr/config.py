@@ -172,6 +172,7 @@ class RunConfig:
     predict_params: tuple[tuple[str, Any], ...] = ()
     pipeline_config: str | None = None
     overwrite: bool = False
+    resume_anyway: bool = False  # skip results other settings made instead of refusing
     max_attempts: int = 3
     max_image_pixels: int | None = None
     pdf_password: str | None = None
@@ -203,6 +204,7 @@ class RunConfig:
         predict_params: Mapping[str, Any] | None = None,
         pipeline_config: str | None = None,
         overwrite: bool = False,
+        resume_anyway: bool = False,
         max_attempts: int = 3,
         max_image_pixels: int | None = None,
         pdf_password: str | None = None,
@@ -274,6 +276,7 @@ class RunConfig:
             predict_params=_frozen(predict_params),
             pipeline_config=os.path.abspath(pipeline_config) if pipeline_config else None,
             overwrite=overwrite,
+            resume_anyway=resume_anyway,
             max_attempts=max_attempts,
             max_image_pixels=max_image_pixels,
             pdf_password=pdf_password,

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "img (the result's visualisations), e.g. --save markdown,img")
     p.add_argument("--overwrite", action="store_true",
                    help="redo inputs that an earlier run finished (default: skip them)")
+    p.add_argument("--resume_anyway", action="store_true",
+                   help="skip inputs finished with another pipeline or other parameters, instead of "
+                        "refusing to run (the folder then holds results of both)")
     p.add_argument("--max_attempts", type=int, default=3,
                    help="tries per file when its actor process dies (default 3), then it is quarantined")
     p.add_argument("--max_image_pixels", type=int, default=None,
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             predict_params=parse_key_values(args.predict_param, "--predict_param"),
             pipeline_config=args.pipeline_config,
             overwrite=args.overwrite,
+            resume_anyway=args.resume_anyway,
             max_attempts=args.max_attempts,
             max_image_pixels=args.max_image_pixels,
             pdf_password=args.pdf_password,

@@ -172,6 +172,20 @@ class Driver:
                 "predict_params": dict(cfg.predict_params),
                 "pipeline_config": _load_pipeline_config(cfg.pipeline_config)}
 
+    def _check_settings(self) -> None:
+        """Results that another pipeline or other parameters made are not skipped as
+        finished unless --resume_anyway says so."""
+        changes = self.manifest.producer_changes(self.producer)
+        if not changes:
+            return
+        what = "; ".join(changes)
+        if not self.config.resume_anyway:
+            raise UsageError(
+                f"--output_dir {self.config.output_dir}: its results were made with other settings ({what}) "
+                "and a rerun would skip them as finished; use another output folder, --overwrite to redo "
+                "every input, or --resume_anyway to keep them")
+        logger.warning("resuming over results made with other settings (%s)", what)
+
     # -- inputs ---------------------------------------------------------------
     def plan_inputs(self) -> Iterator[str] | tuple[()]:
         """The keys to run, lazily (see io/discovery.py), skipping inputs an earlier run
@@ -180,7 +194,7 @@ class Driver:
         cfg = self.config
         if not cfg.overwrite:
             self._pull_state()
-            self.manifest.check_producer(self.producer, f"--output_dir {cfg.output_dir}")
+            self._check_settings()
         keys = self._discover()
         first = next(keys, None)
         if first is None:
@@ -399,7 +413,7 @@ class Driver:
         gpu_ids = gpus_for_this_run(cfg.address, cfg.device)
         if todo:
             os.makedirs(self.state_dir, exist_ok=True)
-            self.manifest.write_producer(self.producer)
+            self.manifest.add_producer(self.producer)
             with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
                 self.summary.dashboard_url = cluster.dashboard_url
                 if cluster.dashboard_url:

@@ -5,9 +5,10 @@ per finished input. The last record of a key wins. A rerun skips an input whose 
 record is "done" and whose every listed output file still exists. A driver killed
 mid-append leaves at most one torn last line, which is ignored.
 
-Beside it, ``ray_ocr_run.jsonl`` names what produced the results (pipeline, its
-parameters): a rerun with another pipeline or other parameters would skip results it
-did not make, so it is refused unless it overwrites.
+Beside it, ``ray_ocr_run.jsonl`` has a line per run naming what made its results
+(pipeline, parameters): a rerun with another pipeline or other parameters would skip
+results it did not make, so the driver refuses it unless told to overwrite or to resume
+anyway.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 from dataclasses import asdict
 from typing import Any, Callable, Iterator
 
-from ray_ocr.errors import UsageError
 from ray_ocr.records import Failure, FileResult, WorkerInfo
 
 MANIFEST_NAME = "ray_ocr_manifest.jsonl"
@@ -49,32 +49,29 @@ class RunManifest:
         self.producer_path = os.path.join(output_dir, PRODUCER_NAME)
         self._handle = None
 
-    def check_producer(self, producer: dict, flag: str) -> None:
-        """Refuse to resume over results that another pipeline or other parameters made
-        (`producer`: JSON-able, as ``write_producer`` stores it)."""
-        if not os.path.exists(self.producer_path):
-            return  # a fresh folder, or results from before this check existed
+    def producer_changes(self, producer: dict) -> list[str]:
+        """How `producer` (JSON-able) differs from the settings of the last run here, when
+        results of that run would be skipped as finished: ["name: old -> new", ...]."""
+        earlier = None
+        for earlier in read_jsonl(self.producer_path):
+            pass  # one line per run; the last is the latest
+        if earlier is None:
+            return []  # a fresh folder, or results from before runs were recorded
         if not any(record.get("status") == "done" for record in read_jsonl(self.path)):
-            return  # nothing a rerun would skip (say, the first try had a bad parameter)
-        try:
-            with open(self.producer_path, encoding="utf-8") as handle:
-                earlier = json.load(handle)
-        except (OSError, ValueError):
-            return
+            return []  # nothing a rerun would skip (say, the first try had a bad parameter)
+        earlier.pop("started", None)
         now = json.loads(json.dumps(producer, sort_keys=True, default=str))
-        changed = [f"{name}: {earlier.get(name)!r} -> {now.get(name)!r}"
-                   for name in sorted(set(earlier) | set(now)) if earlier.get(name) != now.get(name)]
-        if changed:
-            raise UsageError(
-                f"{flag}: its results were made with other settings ({'; '.join(changed)}) and a rerun "
-                "would skip them as finished; use another output folder, or --overwrite to redo every input")
+        return [f"{name}: {earlier.get(name)!r} -> {now.get(name)!r}"
+                for name in sorted(set(earlier) | set(now)) if earlier.get(name) != now.get(name)]
 
-    def write_producer(self, producer: dict) -> None:
-        from ray_ocr.io.outputs import atomic_write_text
+    def add_producer(self, producer: dict) -> None:
+        """Append this run's settings (one JSON line per run)."""
+        import time
 
-        # One JSON line: .jsonl like the other state files, so `*.json` in the output folder
-        # is only results (and summary.json).
-        atomic_write_text(self.producer_path, json.dumps(producer, sort_keys=True, default=str) + "\n")
+        os.makedirs(self.output_dir, exist_ok=True)
+        line = json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **producer}, sort_keys=True, default=str)
+        with open(self.producer_path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
 
     def _latest(self, value: Callable[[dict], Any]) -> dict[str, Any]:
         """{key: value(its last record)}, streamed, without the keys whose value is None."""

@@ -92,3 +92,16 @@ def test_save_kinds(tmp_path):
         parse_save("markdown", resolve_pipeline("SealRecognition"))
     with pytest.raises(UsageError, match="expected a comma list"):
         parse_save("pdf", resolve_pipeline("OCR"))
+
+
+def test_every_cli_flag_is_in_the_readme_table():
+    """The README's flag table is the CLI's documentation: a flag missing there is a bug."""
+    from ray_ocr.run import build_parser
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Flags", 1)[1].split("\n### ", 1)[0]
+    documented = {line.split("`")[1].split()[0] for line in table.splitlines() if line.startswith("| `--")}
+    flags = {opt for action in build_parser()._actions for opt in action.option_strings
+             if opt.startswith("--") and opt != "--help"}
+    assert flags == documented
