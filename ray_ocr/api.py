@@ -104,8 +104,9 @@ def predict(
             return InputItem(key=path, source_path=path, data=data)
         import ray
 
-        split_bytes[path] = ray.put(data)  # one copy for all its parts
-        parts_out[path] = len(parts)
+        if path not in split_bytes:  # (the same path twice shares one copy)
+            split_bytes[path] = ray.put(data)  # one copy for all its parts
+        parts_out[path] += len(parts)
         return [InputItem(key=path, source_path=path, data=split_bytes[path], pages=p.pages) for p in parts]
 
     def on_results(results, _worker=None):

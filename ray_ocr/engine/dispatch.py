@@ -185,8 +185,8 @@ class BatchDispatcher:
             waited = time.monotonic() - since
             if not ready and waited >= warn_at:
                 warn_at = waited + 60
-                logger.warning("no pipeline actor up after %.0f s: is there room on the cluster for their "
-                               "resources? (see `ray status`)", waited)
+                logger.warning("no pipeline actor up after %.0f s: still building the pipeline, or no room "
+                               "on the cluster for their resources (see `ray status`)", waited)
         for ref in ready:
             actor = self.waiting_ready.pop(ref)
             try:

@@ -74,7 +74,8 @@ class RunSummary:
         return 1 if self.failed else 0
 
     def one_line(self) -> str:
-        files = f"stopped early: {self.processed} of {self.files} files" if self.interrupted else f"{self.files} files"
+        # Stopped, the total is unknown (discovery stops too): say what was done.
+        files = f"stopped early: {self.processed} files done" if self.interrupted else f"{self.files} files"
         return (
             f"ray_ocr: {files}, {self.pages} pages, {self.failed} failures, "
             f"{self.skipped} skipped, {self.seconds:.1f} s, {self.files_per_second:.2f} files/s"
@@ -172,10 +173,10 @@ class Driver:
                 "predict_params": dict(cfg.predict_params),
                 "pipeline_config": _load_pipeline_config(cfg.pipeline_config)}
 
-    def _check_settings(self) -> None:
+    def _check_settings(self, finished_ids: set) -> None:
         """Results that another pipeline or other parameters made are not skipped as
         finished unless --resume_anyway says so."""
-        changes = self.manifest.producer_changes(self.producer)
+        changes = self.manifest.settings_changes(self.producer, finished_ids)
         if not changes:
             return
         what = "; ".join(changes)
@@ -192,9 +193,7 @@ class Driver:
         finished. Discovery runs up to the first key to run before this returns, so a
         run with no input fails, and a run with nothing left to do ends, before Ray starts."""
         cfg = self.config
-        if not cfg.overwrite:
-            self._pull_state()
-            self._check_settings()
+        self._pull_state()
         keys = self._discover()
         first = next(keys, None)
         if first is None:
@@ -215,7 +214,10 @@ class Driver:
     def _discover(self) -> Iterator[str]:
         """Folder by folder: name the outputs, count the inputs, skip the finished ones.
         The total is known as soon as the last folder has been listed."""
-        finished = {} if self.config.overwrite else self.manifest.finished_outputs()
+        finished: dict[str, list[str]] = {}
+        if not self.config.overwrite:
+            finished, finished_ids = self.manifest.finished_outputs()
+            self._check_settings(finished_ids)
         groups = self._input_groups()
         group = next(groups, None)
         todo_before = 0
@@ -411,9 +413,12 @@ class Driver:
         todo = self.plan_inputs()
         spec = runner_spec(cfg)
         gpu_ids = gpus_for_this_run(cfg.address, cfg.device)
-        if todo:
-            os.makedirs(self.state_dir, exist_ok=True)
-            self.manifest.add_producer(self.producer)
+        if not todo:  # nothing left: the last real run's summary, report and state stay as they are
+            self.summary.seconds = time.perf_counter() - started
+            return self.summary
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.manifest.start_run(self.producer)
+        try:
             with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
                 self.summary.dashboard_url = cluster.dashboard_url
                 if cluster.dashboard_url:
@@ -427,10 +432,10 @@ class Driver:
                 if cfg.address and self.metrics is not None:
                     self._flush_metrics()
             self.manifest.write_failures()
-        self.summary.seconds = time.perf_counter() - started
-        if todo:  # a rerun with nothing left to do keeps the last real run's summary and report
+            self.summary.seconds = time.perf_counter() - started
             write_summary(cfg, self.summary, self.state_dir)
-        self._push_state()
+        finally:
+            self._push_state()  # a URI output gets every record written, even after a second signal
         return self.summary
 
     def _dispatch(self, cluster, spec: RunnerSpec, todo: Iterator[str]) -> None:

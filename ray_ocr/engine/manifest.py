@@ -5,10 +5,10 @@ per finished input. The last record of a key wins. A rerun skips an input whose 
 record is "done" and whose every listed output file still exists. A driver killed
 mid-append leaves at most one torn last line, which is ignored.
 
-Beside it, ``ray_ocr_run.jsonl`` has a line per run naming what made its results
-(pipeline, parameters): a rerun with another pipeline or other parameters would skip
-results it did not make, so the driver refuses it unless told to overwrite or to resume
-anyway.
+Each record carries the id of the settings that made it (pipeline, parameters), and
+``ray_ocr_run.jsonl`` has a line per run with its settings and their id: a rerun with
+another pipeline or other parameters would skip results it did not make, so the driver
+refuses it unless told to overwrite or to resume anyway.
 """
 
 from __future__ import annotations
@@ -47,31 +47,38 @@ class RunManifest:
         self.path = os.path.join(output_dir, MANIFEST_NAME)
         self.failures_path = os.path.join(output_dir, FAILURES_NAME)
         self.producer_path = os.path.join(output_dir, PRODUCER_NAME)
+        self.settings_id: str | None = None  # of this run, once started
         self._handle = None
 
-    def producer_changes(self, producer: dict) -> list[str]:
-        """How `producer` (JSON-able) differs from the settings of the last run here, when
-        results of that run would be skipped as finished: ["name: old -> new", ...]."""
-        earlier = None
-        for earlier in read_jsonl(self.producer_path):
-            pass  # one line per run; the last is the latest
-        if earlier is None:
-            return []  # a fresh folder, or results from before runs were recorded
-        if not any(record.get("status") == "done" for record in read_jsonl(self.path)):
-            return []  # nothing a rerun would skip (say, the first try had a bad parameter)
-        earlier.pop("started", None)
-        now = json.loads(json.dumps(producer, sort_keys=True, default=str))
-        return [f"{name}: {earlier.get(name)!r} -> {now.get(name)!r}"
-                for name in sorted(set(earlier) | set(now)) if earlier.get(name) != now.get(name)]
+    def settings_changes(self, settings: dict, finished_ids: set) -> list[str]:
+        """How `settings` differ from those that made finished results (``finished_ids``:
+        the ids their records carry): ["name: old -> new", ...]; [] when they are the same."""
+        ours = settings_id(settings)
+        others = {i for i in finished_ids if i is not None and i != ours}  # None: before ids existed
+        if not others:
+            return []
+        known = {run.get("settings"): run for run in read_jsonl(self.producer_path)}
+        now = json.loads(json.dumps(settings, sort_keys=True, default=str))
+        changes: list[str] = []
+        for other in sorted(others):
+            earlier = known.get(other)
+            if earlier is None:
+                changes.append(f"settings {other} (not in {PRODUCER_NAME})")
+                continue
+            changes.extend(f"{name}: {earlier.get(name)!r} -> {now.get(name)!r}" for name in sorted(now)
+                           if earlier.get(name) != now.get(name))
+        return list(dict.fromkeys(changes))
 
-    def add_producer(self, producer: dict) -> None:
-        """Append this run's settings (one JSON line per run)."""
+    def start_run(self, settings: dict) -> None:
+        """Record this run's settings (a line in ray_ocr_run.jsonl) and tag every record
+        it writes with their id, so a rerun knows what made each finished result."""
         import time
 
+        self.settings_id = settings_id(settings)
         os.makedirs(self.output_dir, exist_ok=True)
-        line = json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **producer}, sort_keys=True, default=str)
+        line = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": self.settings_id, **settings}
         with open(self.producer_path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+            handle.write(json.dumps(line, sort_keys=True, default=str) + "\n")
 
     def _latest(self, value: Callable[[dict], Any]) -> dict[str, Any]:
         """{key: value(its last record)}, streamed, without the keys whose value is None."""
@@ -81,9 +88,12 @@ class RunManifest:
                 latest[record["key"]] = value(record)
         return {key: v for key, v in latest.items() if v is not None}
 
-    def finished_outputs(self) -> dict[str, list[str]]:
-        """{key: its outputs} for inputs whose latest record is done (what a rerun may skip)."""
-        return self._latest(lambda r: r["outputs"] if r.get("status") == "done" and r.get("outputs") else None)
+    def finished_outputs(self) -> tuple[dict[str, list[str]], set]:
+        """({key: its outputs}, the settings ids that made them) for inputs whose latest
+        record is done: what a rerun may skip."""
+        latest = self._latest(lambda r: (r["outputs"], r.get("settings"))
+                              if r.get("status") == "done" and r.get("outputs") else None)
+        return {key: outputs for key, (outputs, _) in latest.items()}, {i for _, i in latest.values()}
 
     def __enter__(self) -> "RunManifest":
         os.makedirs(self.output_dir, exist_ok=True)
@@ -110,6 +120,7 @@ class RunManifest:
             "seconds": round(result.seconds, 4),
             "actor": worker.actor_name if worker else None,
             "node": worker.node_id if worker else None,
+            "settings": self.settings_id,
         }
         if result.warnings:
             record["warnings"] = list(result.warnings)
@@ -134,6 +145,14 @@ class RunManifest:
         if failed or os.path.exists(self.failures_path):
             atomic_write_text(self.failures_path, text)
         return failed
+
+
+def settings_id(settings: dict) -> str:
+    """A short id for what makes results what they are (pipeline, parameters)."""
+    import hashlib
+
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def failure_for(key: str, stage: str, exc: BaseException, attempts: int = 1) -> Failure:

@@ -123,7 +123,10 @@ def atomic_write_bytes(path: str, data: bytes, make_folder: bool = True) -> None
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), _file_mode())
+            try:
+                os.fchmod(handle.fileno(), _file_mode())
+            except OSError:
+                pass  # a filesystem without modes (vfat, some SMB mounts): its own rules apply
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -38,12 +38,12 @@ def test_predict_on_a_folder(ray_cluster, tmp_path):
 
 def test_predict_runs_the_pages_of_a_long_pdf_on_several_actors(ray_cluster, tmp_path):
     """Scheduling only: the stand-in pipeline reports each page's size and its own pid.
-    Its scanned pages take 0.3 s each, so the second actor is up before the work is gone."""
+    Its scanned pages take 1 s each, so the second actor is up before the work is gone."""
     pages = merge_pdfs(tmp_path / "in" / "long.pdf")
     make_images(tmp_path / "in", 2)
     paths = sorted(str(p) for p in (tmp_path / "in").iterdir())
     options = dict(device="cpu", instances_per_device=2, batch_size=1,
-                   pipeline_params={"slow_width": SCANNED_WIDTH, "slow_seconds": 0.3})
+                   pipeline_params={"slow_width": SCANNED_WIDTH, "slow_seconds": 1.0})
 
     def by_page(results):
         assert all(r.ok for r in results), [r.failure for r in results if not r.ok]

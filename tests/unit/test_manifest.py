@@ -2,31 +2,40 @@
 
 import json
 
-from ray_ocr.engine.manifest import RunManifest
+from ray_ocr.engine.manifest import RunManifest, settings_id
+from ray_ocr.records import FileResult
 
 OCR = {"pipeline": "OCR", "pipeline_params": {"text_det_thresh": 0.3}, "predict_params": {}, "pipeline_config": None}
+SEAL = {**OCR, "pipeline": "SealRecognition"}
 
 
-def _manifest(tmp_path, *statuses):
+def _finish(manifest, settings, *keys):
+    manifest.start_run(settings)
+    with manifest:
+        for key in keys:
+            manifest.record(FileResult(key=key), [f"{key}.json"], 1, None)
+
+
+def test_records_name_the_settings_that_made_them(tmp_path):
     manifest = RunManifest(str(tmp_path))
-    manifest.add_producer({**OCR, "pipeline": "SealRecognition"})
-    manifest.add_producer(OCR)  # the last run's settings are what count
-    lines = [json.dumps({"key": f"f{i}.png", "status": s, "outputs": [f"f{i}.json"]}) for i, s in enumerate(statuses)]
-    (tmp_path / "ray_ocr_manifest.jsonl").write_text("".join(line + "\n" for line in lines))
-    return manifest
-
-
-def test_changed_settings_over_finished_results_are_named(tmp_path):
-    manifest = _manifest(tmp_path, "failed", "done")
-    assert manifest.producer_changes(dict(OCR)) == []
-    assert manifest.producer_changes({**OCR, "pipeline": "SealRecognition"}) == ["pipeline: 'OCR' -> 'SealRecognition'"]
-    assert manifest.producer_changes({**OCR, "pipeline_params": {"text_det_thresh": 0.4}}) == [
-        "pipeline_params: {'text_det_thresh': 0.3} -> {'text_det_thresh': 0.4}"]
+    _finish(manifest, SEAL, "a", "b")
+    _finish(RunManifest(str(tmp_path)), OCR, "b")  # b redone with other settings
+    finished, ids = RunManifest(str(tmp_path)).finished_outputs()
+    assert finished == {"a": ["a.json"], "b": ["b.json"]}
+    assert ids == {settings_id(SEAL), settings_id(OCR)}
     runs = [json.loads(line) for line in (tmp_path / "ray_ocr_run.jsonl").read_text().splitlines()]
-    assert [r["pipeline"] for r in runs] == ["SealRecognition", "OCR"] and all(r["started"] for r in runs)
+    assert [(r["pipeline"], r["settings"]) for r in runs] == [("SealRecognition", settings_id(SEAL)),
+                                                             ("OCR", settings_id(OCR))]
 
 
-def test_other_settings_may_follow_a_run_that_finished_nothing(tmp_path):
-    """A first try with a bad parameter fails every input: fixing it is no change to refuse."""
-    assert _manifest(tmp_path, "failed", "failed").producer_changes({**OCR, "pipeline_params": {}}) == []
-    assert RunManifest(str(tmp_path / "fresh")).producer_changes(OCR) == []  # nothing there at all
+def test_changes_are_named_against_what_made_the_finished_results(tmp_path):
+    manifest = RunManifest(str(tmp_path))
+    _finish(manifest, SEAL, "a")
+    manifest.start_run(OCR)  # a later run with other settings that finished nothing
+    ids = {settings_id(SEAL)}
+    assert manifest.settings_changes(SEAL, ids) == []  # the last run's settings do not matter
+    assert manifest.settings_changes(OCR, ids) == ["pipeline: 'SealRecognition' -> 'OCR'"]
+    assert manifest.settings_changes({**SEAL, "pipeline_params": {}}, ids) == [
+        "pipeline_params: {'text_det_thresh': 0.3} -> {}"]
+    assert manifest.settings_changes(OCR, {None}) == []  # records from before settings ids
+    assert manifest.settings_changes(OCR, {"0123456789ab"}) == ["settings 0123456789ab (not in ray_ocr_run.jsonl)"]
