@@ -475,13 +475,13 @@ class BatchDispatcher:
         """The dispatch loop, one iteration per step (at least one a second), so a
         caller can consume results as they come (``ray_ocr.predict``) or show progress."""
         self._admit_ready(block=True)
-        while self._has_work() or self.pool.has_next():
+        while True:
             if self.stop.is_set() and (self.pending or self._sources):
-                self.interrupted = True
+                self.interrupted = True  # what is in flight still lands
                 self.pending.clear()
                 self._sources.clear()
-                if not self.pool.has_next():
-                    break
+            if not (self._has_work() or self.pool.has_next()):
+                break
             if not self.pool.has_next() and not self.pool.has_free():
                 if not self.waiting_ready:
                     raise SetupError("no pipeline actor is left to run the remaining inputs")
@@ -491,8 +491,6 @@ class BatchDispatcher:
             if self.pool.has_next():
                 self._collect_one(timeout=1.0)
             yield
-        if self.stop.is_set() and (self.pending or self._sources):
-            self.interrupted = True  # stopped before the loop could see work (no actor up)
 
     def shutdown(self) -> None:
         import ray

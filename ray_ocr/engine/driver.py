@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from ray_ocr.config import RunConfig
-from ray_ocr.engine.manifest import FAILURES_NAME, MANIFEST_NAME, PRODUCER_NAME, RunManifest, failure_for
+from ray_ocr.engine.manifest import FAILURES_NAME, MANIFEST_NAME, RUNS_NAME, RunManifest, failure_for
 from ray_ocr.errors import UsageError
 from ray_ocr.io.discovery import group_by_folder, iter_input_folders
 from ray_ocr.io.outputs import (
@@ -144,7 +144,7 @@ def state_dir_for(output_dir: str) -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "ray_ocr", "runs", digest)
 
 
-_STATE_FILES = (MANIFEST_NAME, PRODUCER_NAME, FAILURES_NAME, SUMMARY_NAME, "report.html")
+_STATE_FILES = (MANIFEST_NAME, RUNS_NAME, FAILURES_NAME, SUMMARY_NAME, "report.html")
 
 
 class Driver:
@@ -164,19 +164,15 @@ class Driver:
         self._last_push = time.monotonic()
         self.progress = None
         self.metrics = None
-
-    @property
-    def producer(self) -> dict:
-        """What makes the results what they are (not how fast: device, batch sizes)."""
-        cfg = self.config
-        return {"pipeline": cfg.pipeline.display_name, "pipeline_params": dict(cfg.pipeline_params),
-                "predict_params": dict(cfg.predict_params),
-                "pipeline_config": _load_pipeline_config(cfg.pipeline_config)}
+        self.spec = runner_spec(config)  # reads --pipeline_config once
+        # What makes the results what they are (not how fast: device, batch sizes).
+        self.settings = {"pipeline": config.pipeline.display_name, "pipeline_params": dict(config.pipeline_params),
+                         "predict_params": dict(config.predict_params), "pipeline_config": self.spec.paddlex_config}
 
     def _check_settings(self, finished_ids: set) -> None:
         """Results that another pipeline or other parameters made are not skipped as
         finished unless --resume_anyway says so."""
-        changes = self.manifest.settings_changes(self.producer, finished_ids)
+        changes = self.manifest.settings_changes(self.settings, finished_ids)
         if not changes:
             return
         what = "; ".join(changes)
@@ -283,10 +279,10 @@ class Driver:
         if not isinstance(self.outputs, UriFolder):
             return
         os.makedirs(self.state_dir, exist_ok=True)
-        for name in (MANIFEST_NAME, PRODUCER_NAME):
+        for name in (MANIFEST_NAME, RUNS_NAME):
             try:
                 data = self.outputs.read(name)
-            except (OSError, FileNotFoundError):
+            except OSError:  # FileNotFoundError included
                 data = None
             path = os.path.join(self.state_dir, name)
             if data is not None:
@@ -411,13 +407,12 @@ class Driver:
         cfg = self.config
         started = self._started = time.perf_counter()
         todo = self.plan_inputs()
-        spec = runner_spec(cfg)
         gpu_ids = gpus_for_this_run(cfg.address, cfg.device)
         if not todo:  # nothing left: the last real run's summary, report and state stay as they are
             self.summary.seconds = time.perf_counter() - started
             return self.summary
         os.makedirs(self.state_dir, exist_ok=True)
-        self.manifest.start_run(self.producer)
+        self.manifest.start_run(self.settings)
         try:
             with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
                 self.summary.dashboard_url = cluster.dashboard_url
@@ -425,7 +420,7 @@ class Driver:
                     logger.info("Ray dashboard: %s", cluster.dashboard_url)
                 with self.manifest:
                     try:
-                        self._dispatch(cluster, spec, todo)
+                        self._dispatch(cluster, self.spec, todo)
                     finally:
                         if self._write_pool is not None:
                             self._write_pool.shutdown()

@@ -22,7 +22,7 @@ from ray_ocr.records import Failure, FileResult, WorkerInfo
 
 MANIFEST_NAME = "ray_ocr_manifest.jsonl"
 FAILURES_NAME = "failures.jsonl"
-PRODUCER_NAME = "ray_ocr_run.jsonl"
+RUNS_NAME = "ray_ocr_run.jsonl"
 
 
 def read_jsonl(path: str) -> Iterator[dict]:
@@ -46,7 +46,7 @@ class RunManifest:
         self.output_dir = output_dir
         self.path = os.path.join(output_dir, MANIFEST_NAME)
         self.failures_path = os.path.join(output_dir, FAILURES_NAME)
-        self.producer_path = os.path.join(output_dir, PRODUCER_NAME)
+        self.runs_path = os.path.join(output_dir, RUNS_NAME)
         self.settings_id: str | None = None  # of this run, once started
         self._handle = None
 
@@ -57,13 +57,13 @@ class RunManifest:
         others = {i for i in finished_ids if i is not None and i != ours}  # None: before ids existed
         if not others:
             return []
-        known = {run.get("settings"): run for run in read_jsonl(self.producer_path)}
+        known = {run.get("settings"): run for run in read_jsonl(self.runs_path)}
         now = json.loads(json.dumps(settings, sort_keys=True, default=str))
         changes: list[str] = []
         for other in sorted(others):
             earlier = known.get(other)
             if earlier is None:
-                changes.append(f"settings {other} (not in {PRODUCER_NAME})")
+                changes.append(f"settings {other} (not in {RUNS_NAME})")
                 continue
             changes.extend(f"{name}: {earlier.get(name)!r} -> {now.get(name)!r}" for name in sorted(now)
                            if earlier.get(name) != now.get(name))
@@ -77,7 +77,7 @@ class RunManifest:
         self.settings_id = settings_id(settings)
         os.makedirs(self.output_dir, exist_ok=True)
         line = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": self.settings_id, **settings}
-        with open(self.producer_path, "a", encoding="utf-8") as handle:
+        with open(self.runs_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, sort_keys=True, default=str) + "\n")
 
     def _latest(self, value: Callable[[dict], Any]) -> dict[str, Any]:

@@ -112,9 +112,9 @@ def _plan_cpu(name, cluster, k, cpus_per_instance) -> list[ActorSlot]:
     slots = []
     for node in cpu_nodes:
         share = cpus_per_instance if cpus_per_instance else _share(node.cpus, k)
-        if share > node.cpus + 1e-9:
-            continue  # too small a node for one actor
-        for _ in range(min(k, int(node.cpus / share + 1e-9))):  # those that fit
+        # An explicit share: only the actors that fit (none on a small node).
+        fits = min(k, int(node.cpus / share + 1e-9)) if cpus_per_instance else k
+        for _ in range(fits):
             slots.append(
                 ActorSlot(
                     name=f"ray_ocr:{name}:cpu:{len(slots)}",
