@@ -4,17 +4,17 @@ Importing this package imports neither Ray, Paddle nor PaddleOCR; they load when
 run starts (driver) or when an actor builds its pipeline (workers).
 """
 
-from ray_ocr.config import DeviceRequest, RunConfig
+from ray_ocr.config import DeviceRequest, PredictConfig, RunConfig
 from ray_ocr.errors import ModelUnavailableError, SetupError, UsageError
 
 __version__ = "0.1.0"
 
 
-def run(pipeline: str, input_dir: str, output_dir: str = "output", **options):
-    """Run a pipeline over a folder; see :func:`ray_ocr.api.run`."""
-    from ray_ocr.api import run as _run
+def run_batch(pipeline: str, input_dir: str, output_dir: str = "output", **options):
+    """Run a pipeline over a folder, writing results; see :func:`ray_ocr.api.run_batch`."""
+    from ray_ocr.api import run_batch as _run_batch
 
-    return _run(pipeline, input_dir, output_dir, **options)
+    return _run_batch(pipeline, input_dir, output_dir, **options)
 
 
 def predict(pipeline: str, inputs, **options):
@@ -24,4 +24,5 @@ def predict(pipeline: str, inputs, **options):
     return _predict(pipeline, inputs, **options)
 
 
-__all__ = ["DeviceRequest", "ModelUnavailableError", "RunConfig", "SetupError", "UsageError", "predict", "run", "__version__"]
+__all__ = ["DeviceRequest", "ModelUnavailableError", "PredictConfig", "RunConfig", "SetupError", "UsageError",
+           "predict", "run_batch", "__version__"]

@@ -1,12 +1,24 @@
-"""The run configuration: one frozen dataclass, validated where it is built."""
+"""Every option, declared once.
+
+Each option is a field of one of the frozen config classes below, with its default,
+help text and check in the field's metadata (``option(...)``). Everything else is
+derived from those declarations: the command-line flags (ray_ocr/cli.py), the keyword
+arguments of ``ray_ocr.run_batch`` and ``ray_ocr.predict``, the validation messages
+(``--batch_size 0: must be >= 1``) and the README flag-table test.
+
+- ``PipelineOptions``: which pipeline, with which parameters, on which devices.
+- ``PredictConfig``: those plus how work is batched and retried (``ray_ocr.predict``).
+- ``RunConfig``: those plus where inputs and outputs are (``ray_ocr.run_batch``, the CLI).
+"""
 
 from __future__ import annotations
 
 import os
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from ray_ocr.errors import UsageError
+from ray_ocr.errors import UsageError, first_line
 from ray_ocr.io.storage import is_uri, normalize_glob
 from ray_ocr.pipelines import PipelineRef, resolve_pipeline
 
@@ -63,8 +75,7 @@ def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, Any]:
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
-            reason = str(exc).splitlines()[0]
-            raise UsageError(f"{flag} {pair!r}: value is not a YAML scalar ({reason})") from None
+            raise UsageError(f"{flag} {pair!r}: value is not a YAML scalar ({first_line(exc)})") from None
         if isinstance(value, (dict, list)) and not raw.strip().startswith(("[", "{")):
             raise UsageError(f"{flag} {pair!r}: value is not a scalar")
         parsed[key] = value
@@ -72,6 +83,8 @@ def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, Any]:
 
 
 SAVE_KINDS = ("json", "markdown", "img")
+# paddleocr pipelines whose predict() takes {"image": ..., "query": ...} instead of an image.
+QUERY_PIPELINES = {"DocUnderstanding"}
 # paddleocr pipelines whose results have save_to_markdown.
 MARKDOWN_PIPELINES = {"PPStructureV3", "PaddleOCRVL", "PPDocTranslation"}
 
@@ -107,7 +120,7 @@ def load_params_file(path: str | None) -> dict[str, Any]:
     except OSError as exc:
         raise UsageError(f"--params_file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise UsageError(f"--params_file {path}: not YAML ({str(exc).splitlines()[0]})") from None
+        raise UsageError(f"--params_file {path}: not YAML ({first_line(exc)})") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict) or not all(isinstance(k, str) and k.isidentifier() for k in loaded):
@@ -128,7 +141,7 @@ def _location(text: str, flag: str) -> str:
     except ImportError:
         raise UsageError(f"{flag} {text}: URIs need pyarrow (pip install pyarrow)") from None
     except Exception as exc:  # noqa: BLE001 - pyarrow's own message says what is wrong
-        raise UsageError(f"{flag} {text}: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"{flag} {text}: {first_line(exc)}") from None
     return text
 
 
@@ -144,8 +157,123 @@ def _check_output_folder(path: str) -> None:
         raise UsageError(f"--output_dir {path}: {existing} is not writable")
 
 
-def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted((mapping or {}).items()))
+
+# -- declaring an option ------------------------------------------------------------
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", *, convert=None, check=None,
+           metavar: str | None = None, cli=None, arg_type=None):
+    """A config field that is also a command-line flag and a keyword argument.
+
+    `convert(raw, earlier)` turns what a user gave into the stored value (``earlier``:
+    the options converted before it) and raises UsageError; `check(value)` returns what
+    is wrong with a value, or None. `cli` replaces the one ``--name`` flag (see
+    ``ParamFlags``); `arg_type` is the flag's type when it is not the field's.
+    """
+    metadata = {"help": help, "convert": convert, "check": check, "metavar": metavar, "cli": cli,
+                "arg_type": arg_type}
+    if default is dataclasses.MISSING:
+        return field(metadata=metadata)
+    if isinstance(default, (dict, list, set)):
+        raise TypeError("option defaults must be immutable")
+    return field(default=default, metadata=metadata)
+
+
+def at_least(low: float, note: str = ""):
+    return lambda value: None if value >= low else f"must be >= {low}{note}"
+
+
+def above(low: float):
+    return lambda value: None if value > low else f"must be > {low}"
+
+
+@dataclass(frozen=True)
+class ParamFlags:
+    """A repeatable ``--flag key=value`` (and optionally a YAML file of them) that fills
+    one mapping option, e.g. ``--param`` and ``--params_file`` for ``pipeline_params``."""
+
+    flag: str
+    help: str
+    file_flag: str | None = None
+    file_help: str = ""
+
+
+def _params(flags_name: str):
+    def convert(raw, _earlier):
+        if isinstance(raw, tuple):
+            return raw
+        if raw is not None and not isinstance(raw, Mapping):
+            raise UsageError(f"{flags_name}: expected a mapping of argument names to values, got {raw!r}")
+        return tuple(sorted((raw or {}).items()))
+    return convert
+
+
+def _device(raw, _earlier) -> "DeviceRequest":
+    return raw if isinstance(raw, DeviceRequest) else DeviceRequest.parse(raw)
+
+
+def _pipeline(raw, _earlier) -> PipelineRef:
+    return raw if isinstance(raw, PipelineRef) else resolve_pipeline(str(raw))
+
+
+def _pipeline_config(raw, _earlier) -> str | None:
+    if raw is None:
+        return None
+    path = os.path.expanduser(str(raw))
+    if not os.path.isfile(path):
+        raise UsageError(f"--pipeline_config {path}: no such file")
+    return os.path.abspath(path)
+
+
+def _glob(pattern: str) -> str | None:
+    if not pattern:
+        return "must be a relative pattern"
+    try:
+        normalize_glob(pattern)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _input_list(raw, _earlier) -> str | None:
+    if raw is None:
+        return None
+    text = str(raw)
+    if is_uri(text) and not text.startswith("file://"):
+        return _location(text, "--input_list")
+    path = os.path.abspath(os.path.expanduser(text.removeprefix("file://")))
+    if not os.path.isfile(path):
+        raise UsageError(f"--input_list {path}: no such file")
+    return path
+
+
+def _input_dir(raw, _earlier) -> str | None:
+    if raw is None:
+        return None
+    path = _location(str(raw), "--input_dir")
+    if not is_uri(path) and not os.path.exists(path):
+        raise UsageError(f"--input_dir {path}: no such directory")
+    if not is_uri(path) and not os.path.isdir(path):
+        raise UsageError(f"--input_dir {path}: not a directory")
+    return path
+
+
+def _output_dir(raw, _earlier) -> str:
+    """A local folder, or a URI; ``file://`` keeps its scheme: it says the folder is
+    mounted on every node (so the actors may write there)."""
+    text = str(raw)
+    path = _location(text, "--output_dir")
+    if not is_uri(path):
+        _check_output_folder(path)
+    return "file://" + path if text.startswith("file://") else path
+
+
+def one_of(*choices: str):
+    return lambda value: None if value in choices else f"expected one of {', '.join(choices)}"
+
+
+def _save(raw, earlier) -> tuple[str, ...]:
+    return parse_save(raw, earlier["pipeline"])
 
 
 # Parts of 2 pages: the longest task bounds the tail of a run (2 pages: a few seconds on
@@ -154,142 +282,62 @@ def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
 DEFAULT_PAGES_PER_TASK = 2
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything one run needs. Built by the CLI or by ``ray_ocr.run(...)``."""
+# -- the options ----------------------------------------------------------------------
 
-    pipeline: PipelineRef
-    input_dir: str
-    output_dir: str = "output"
-    input_glob_pattern: str = "*"
-    device: DeviceRequest = field(default_factory=DeviceRequest)
-    instances_per_device: int = 1
-    gpus_per_instance: float | None = None
-    cpus_per_instance: float | None = None
-    batch_size: int = 1
-    address: str | None = None
-    pipeline_params: tuple[tuple[str, Any], ...] = ()
-    predict_params: tuple[tuple[str, Any], ...] = ()
-    pipeline_config: str | None = None
-    overwrite: bool = False
-    resume_anyway: bool = False  # skip results other settings made instead of refusing
-    max_attempts: int = 3
-    max_image_pixels: int | None = None
-    pdf_password: str | None = None
-    max_tasks_per_actor: int = 0
-    max_actor_memory_mb: float = 0
-    progress_interval: float = 30.0  # seconds between progress lines in logs; < 0: none
-    save: tuple[str, ...] = ()  # outputs beyond JSON: "markdown", "img"
-    max_bytes_in_flight: int = 1 << 30  # input bytes shipped to actors and not yet back
-    follow_symlinks: bool = False
-    prefetch_batches: int = 1  # batches queued on each actor beyond the one it runs
-    pages_per_task: int = DEFAULT_PAGES_PER_TASK  # a longer PDF is split into page ranges; 0: never
-    verbose: bool = False
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineOptions:
+    """Which pipeline, built with which parameters, on which devices."""
+
+    pipeline: PipelineRef = option(
+        help="PaddleOCR pipeline: class (OCR, SealRecognition, PPStructureV3, ...), CLI name "
+             "(ocr, seal_recognition, ...), or package.module:Class", convert=_pipeline, arg_type=str)
+    device: DeviceRequest = option(
+        DeviceRequest(), "cpu, gpu (every GPU Ray sees) or gpu:0,1,... (auto: gpu if Ray sees one, else cpu)",
+        convert=_device, arg_type=str)
+    instances_per_device: int = option(
+        1, "pipeline actors per GPU (each asks 1/K GPU) or per node on cpu", check=at_least(1))
+    gpus_per_instance: float | None = option(
+        None, "GPU fraction each actor asks for (default 1/instances_per_device)", check=above(0))
+    cpus_per_instance: float | None = option(
+        None, "CPUs each actor asks for; also its Paddle cpu_threads (default on cpu: the node's CPUs / "
+              "instances_per_device)", check=above(0))
+    address: str | None = option(
+        None, "join a running Ray cluster (auto, host:port, ray://...); default: embedded Ray")
+    pipeline_params: tuple[tuple[str, Any], ...] = option(
+        (), "pipeline constructor arguments", convert=_params("pipeline_params"),
+        cli=ParamFlags("--param", "pipeline constructor argument (repeatable; YAML scalar value)",
+                       "--params_file", "YAML mapping of pipeline constructor arguments; --param entries "
+                                        "override it"))
+    predict_params: tuple[tuple[str, Any], ...] = option(
+        (), "predict() arguments", convert=_params("predict_params"),
+        cli=ParamFlags("--predict_param", "argument to predict() (repeatable; YAML scalar value)"))
+    pipeline_config: str | None = option(
+        None, "PaddleX pipeline YAML, passed as paddlex_config", convert=_pipeline_config)
+    max_image_pixels: int | None = option(
+        None, "larger images and rendered PDF pages fail instead of exhausting memory (default 178956970, "
+              "PaddleX's limit)", check=at_least(1))
+    pdf_password: str | None = option(None, "password for encrypted PDFs")
+    verbose: bool = option(False, "show Ray and PaddleX logs")
+
+    def __post_init__(self):
+        if self.device.kind == "cpu" and self.gpus_per_instance is not None:
+            raise UsageError("--gpus_per_instance needs a GPU --device")
 
     @classmethod
-    def build(
-        cls,
-        *,
-        pipeline: str,
-        input_dir: str,
-        output_dir: str = "output",
-        input_glob_pattern: str = "*",
-        device: str | None = None,
-        instances_per_device: int = 1,
-        gpus_per_instance: float | None = None,
-        cpus_per_instance: float | None = None,
-        batch_size: int = 1,
-        address: str | None = None,
-        pipeline_params: Mapping[str, Any] | None = None,
-        predict_params: Mapping[str, Any] | None = None,
-        pipeline_config: str | None = None,
-        overwrite: bool = False,
-        resume_anyway: bool = False,
-        max_attempts: int = 3,
-        max_image_pixels: int | None = None,
-        pdf_password: str | None = None,
-        max_tasks_per_actor: int = 0,
-        max_actor_memory_mb: float = 0,
-        progress_interval: float = 30.0,
-        save: str | tuple[str, ...] | None = None,
-        max_bytes_in_flight: int = 1 << 30,
-        follow_symlinks: bool = False,
-        prefetch_batches: int = 1,
-        pages_per_task: int = DEFAULT_PAGES_PER_TASK,
-        verbose: bool = False,
-    ) -> "RunConfig":
-        """Validate user input and return a config; raises UsageError with one line."""
-        ref = resolve_pipeline(pipeline)
-        input_dir, output_dir = _location(input_dir, "--input_dir"), _location(output_dir, "--output_dir")
-        if pipeline_config is not None:
-            pipeline_config = os.path.expanduser(pipeline_config)
-        if not is_uri(input_dir) and not os.path.exists(input_dir):
-            raise UsageError(f"--input_dir {input_dir}: no such directory")
-        if not is_uri(input_dir) and not os.path.isdir(input_dir):
-            raise UsageError(f"--input_dir {input_dir}: not a directory")
-        if not is_uri(output_dir):
-            _check_output_folder(output_dir)
-        if prefetch_batches < 0:
-            raise UsageError(f"--prefetch_batches {prefetch_batches}: must be >= 0")
-        if pages_per_task < 0:
-            raise UsageError(f"--pages_per_task {pages_per_task}: must be >= 0 (0: never split a PDF)")
-        if max_bytes_in_flight <= 0:
-            raise UsageError(f"--max_bytes_in_flight {max_bytes_in_flight}: must be > 0")
-        if batch_size <= 0:
-            raise UsageError(f"--batch_size {batch_size}: must be >= 1")
-        if instances_per_device <= 0:
-            raise UsageError(f"--instances_per_device {instances_per_device}: must be >= 1")
-        if gpus_per_instance is not None and not 0 < gpus_per_instance:
-            raise UsageError(f"--gpus_per_instance {gpus_per_instance}: must be > 0")
-        if cpus_per_instance is not None and not 0 < cpus_per_instance:
-            raise UsageError(f"--cpus_per_instance {cpus_per_instance}: must be > 0")
-        if max_attempts <= 0:
-            raise UsageError(f"--max_attempts {max_attempts}: must be >= 1")
-        if max_image_pixels is not None and max_image_pixels <= 0:
-            raise UsageError(f"--max_image_pixels {max_image_pixels}: must be >= 1")
-        if max_tasks_per_actor < 0 or max_actor_memory_mb < 0:
-            raise UsageError("--max_tasks_per_actor and --max_actor_memory_mb must be >= 0 (0: never recycle)")
-        if not input_glob_pattern:
-            raise UsageError("--input_glob_pattern '': must be a relative pattern")
-        try:
-            normalize_glob(input_glob_pattern)
-        except ValueError as exc:
-            raise UsageError(f"--input_glob_pattern {exc}") from None
-        if pipeline_config is not None and not os.path.isfile(pipeline_config):
-            raise UsageError(f"--pipeline_config {pipeline_config}: no such file")
-        saves = parse_save(save, ref)
-        dev = DeviceRequest.parse(device)
-        if dev.kind == "cpu" and gpus_per_instance is not None:
-            raise UsageError("--gpus_per_instance needs a GPU --device")
-        return cls(
-            pipeline=ref,
-            input_dir=input_dir,
-            output_dir=output_dir,
-            input_glob_pattern=input_glob_pattern,
-            device=dev,
-            instances_per_device=instances_per_device,
-            gpus_per_instance=gpus_per_instance,
-            cpus_per_instance=cpus_per_instance,
-            batch_size=batch_size,
-            address=address,
-            pipeline_params=_frozen(pipeline_params),
-            predict_params=_frozen(predict_params),
-            pipeline_config=os.path.abspath(pipeline_config) if pipeline_config else None,
-            overwrite=overwrite,
-            resume_anyway=resume_anyway,
-            max_attempts=max_attempts,
-            max_image_pixels=max_image_pixels,
-            pdf_password=pdf_password,
-            max_tasks_per_actor=max_tasks_per_actor,
-            max_actor_memory_mb=max_actor_memory_mb,
-            progress_interval=progress_interval,
-            save=saves,
-            max_bytes_in_flight=max_bytes_in_flight,
-            follow_symlinks=follow_symlinks,
-            prefetch_batches=prefetch_batches,
-            pages_per_task=pages_per_task,
-            verbose=verbose,
-        )
+    def build(cls, **options: Any):
+        """Validate what a user gave (keyword arguments named as the flags) and return
+        the config; raises UsageError with one line."""
+        declared = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - set(declared))
+        if unknown:
+            raise UsageError(f"unknown option {', '.join(unknown)} (options: {', '.join(declared)})")
+        values: dict[str, Any] = {}
+        for name, spec in declared.items():
+            if name not in options and spec.default is dataclasses.MISSING:
+                raise UsageError(f"--{name} is required")
+            values[name] = _validated(spec, options.get(name, spec.default), values)
+        return cls(**values)
 
     @property
     def pipeline_kwargs(self) -> dict[str, Any]:
@@ -298,3 +346,90 @@ class RunConfig:
     @property
     def predict_kwargs(self) -> dict[str, Any]:
         return dict(self.predict_params)
+
+
+def _validated(spec: dataclasses.Field, raw: Any, earlier: dict[str, Any]) -> Any:
+    convert, check = spec.metadata["convert"], spec.metadata["check"]
+    if raw is spec.default and not convert:
+        return raw
+    value = convert(raw, earlier) if convert else raw
+    problem = check(value) if check and value is not None else None
+    if problem:
+        raise UsageError(f"--{spec.name} {raw if raw != '' else repr(raw)}: {problem}")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictConfig(PipelineOptions):
+    """What ``ray_ocr.predict`` takes: a pipeline and how work is batched and retried."""
+
+    input_glob_pattern: str = option("*", "which files under the input folder ('**/*' recurses)", check=_glob)
+    batch_size: int = option(1, "files per actor task", check=at_least(1))
+    max_attempts: int = option(
+        3, "tries per file when its actor process dies, then it is quarantined", check=at_least(1))
+    prefetch_batches: int = option(
+        1, "batches queued on each actor while it runs one, so it never waits for input (0: none)",
+        check=at_least(0))
+    pages_per_task: int = option(
+        DEFAULT_PAGES_PER_TASK, "a PDF with more pages is split into page ranges of at most this many, run "
+                                "by several actors at once (0: a PDF is always one task)",
+        check=at_least(0, " (0: never split a PDF)"))
+    max_bytes_in_flight: int = option(
+        1 << 30, "input bytes shipped to actors and not yet back (1 GiB); bounds the driver's and the object "
+                 "store's memory", check=above(0))
+    query: str | None = option(
+        None, "the question a document-understanding pipeline (DocUnderstanding) answers for every page; "
+              "required there, refused by pipelines that take none", metavar="TEXT")
+
+    def __post_init__(self):
+        super().__post_init__()
+        takes_query = self.pipeline.class_name in QUERY_PIPELINES or not self.pipeline.is_paddleocr
+        if self.query is None and self.pipeline.class_name in QUERY_PIPELINES:
+            raise UsageError(f"--pipeline {self.pipeline.display_name} needs --query TEXT (the question asked of "
+                             "every page)")
+        if self.query is not None and not takes_query:
+            raise UsageError(f"--query: the {self.pipeline.display_name} pipeline takes no query "
+                             f"(pipelines with one: {', '.join(sorted(QUERY_PIPELINES))})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(PredictConfig):
+    """Everything one batch run needs (``ray_ocr.run_batch``, the CLI)."""
+
+    input_dir: str | None = option(
+        None, "folder of images and PDFs: a local path, or a URI every node can read (s3://, gs://, hdfs://, "
+              "file://); this or --input_list", convert=_input_dir)
+    input_list: str | None = option(
+        None, "a file naming the inputs: one path or URI per line, or a CSV/Parquet with a 'path' column "
+              "(else its first); local or a URI", convert=_input_list, metavar="FILE")
+    output_dir: str = option(
+        "output", "where the results go: a local path, or a URI (s3://, gs://, hdfs://; file:// for a folder "
+                  "mounted on every node)", convert=_output_dir)
+    write_outputs: str = option(
+        "auto", "who writes the results: driver; actors (each writes its own, the driver records receipts); "
+                "auto: the actors when --output_dir is a URI, else the driver", check=one_of("auto", "driver", "actors"),
+        metavar="WHO")
+    follow_symlinks: bool = option(False, "also read files that resolve outside --input_dir through symlinks")
+    save: tuple[str, ...] = option(
+        (), "outputs beyond JSON (always written): markdown (PPStructureV3, PaddleOCRVL), img (the result's "
+            "visualisations), e.g. --save markdown,img", convert=_save, metavar="KINDS", arg_type=str)
+    overwrite: bool = option(False, "redo inputs that an earlier run finished (default: skip them)")
+    resume_anyway: bool = option(
+        False, "skip inputs finished with another pipeline or other parameters, instead of refusing to run "
+               "(the folder then holds results of both)")
+    max_tasks_per_actor: int = option(
+        0, "restart an actor's process after this many batches, to bound memory growth on long runs "
+           "(0: never)", check=at_least(0, " (0: never recycle)"))
+    max_actor_memory_mb: float = option(
+        0, "restart an actor's process once its resident memory exceeds this (0: never)",
+        check=at_least(0, " (0: never recycle)"))
+    progress_interval: float = option(
+        30.0, "when stderr is not a terminal, a progress line every this many seconds (-1: none). On a "
+              "terminal: a progress bar")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if (self.input_dir is None) == (self.input_list is None):
+            raise UsageError("give the inputs as --input_dir DIR or --input_list FILE (one of them)")
+        if self.input_list is not None and self.input_glob_pattern != "*":
+            raise UsageError("--input_glob_pattern: an --input_list is taken as it is (no pattern)")

@@ -12,3 +12,10 @@ class SetupError(RuntimeError):
 
 class ModelUnavailableError(RuntimeError):
     """A pipeline needs a model that is neither cached locally nor downloadable."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line (its first), or its repr when it has none:
+    what users see of an error in failure records and one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)

@@ -44,6 +44,7 @@ class InputItem:
     data: Any
     pages: tuple[int, ...] | None = None
     uri_root: str | None = None
+    output_base: str | None = None  # set when the actor writes its outputs: their name (io/outputs.py)
 
     @property
     def task(self) -> Task:
@@ -59,11 +60,12 @@ class InputItem:
 class PageOutput:
     """One result of a pipeline: the JSON text that ``save_to_json`` writes, and the
     files ``save_to_markdown`` / ``save_to_img`` wrote when asked (name as PaddleX
-    gave it, bytes)."""
+    gave it, bytes; see models/markdown.py for the markdown's images)."""
 
     page_index: int | None
     json_text: str
     extras: tuple[tuple[str, bytes], ...] = ()
+    markdown: dict | None = None  # with --save markdown: this page's piece of its document's markdown
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class FileResult:
     page_count: int | None = None
     seconds: float = 0.0
     subset: tuple[int, ...] | None = None  # the pages asked for, when this is one part of a PDF
+    # Set when the actor wrote the outputs itself: what it wrote (its pages then carry
+    # no JSON), a receipt for the driver's manifest.
+    outputs: tuple[str, ...] | None = None
 
     @property
     def ok(self) -> bool:

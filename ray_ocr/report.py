@@ -16,7 +16,6 @@ import html
 import logging
 import math
 import os
-import re
 
 from ray_ocr.io.outputs import atomic_write_text
 
@@ -94,21 +93,8 @@ def _short_node(node) -> str:
 
 # -- failures -------------------------------------------------------------------
 
-# Failure.one_line(): "<key>: <stage> failed: <error_type>: <message>". Used only for
-# summaries written before failure_records existed.
-_ONE_LINE = re.compile(
-    r"(?P<key>.*?): (?P<stage>[a-z]+) failed: (?P<error_type>[^:]*): (?P<message>.*)", re.S)
-
-
 def _failure_rows(summary: dict) -> list[dict]:
-    records = summary.get("failure_records")
-    if isinstance(records, list):
-        return [r for r in records if isinstance(r, dict)]
-    rows = []
-    for line in summary.get("failures") or []:
-        match = _ONE_LINE.fullmatch(str(line))
-        rows.append(match.groupdict() if match else {"message": str(line)})
-    return rows
+    return [r for r in summary.get("failure_records") or [] if isinstance(r, dict)]
 
 
 # -- chart ----------------------------------------------------------------------

@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DOCS = REPO.parent / "shared" / "realdocs" / "paddleocr"
 # Small and medium real pictures: enough variety for Paddle's shape caches to grow.
@@ -48,11 +50,10 @@ def rss_profile(summary) -> dict:
 
 def run_variant(inputs: Path, out: Path, args, max_tasks: int) -> dict:
     import ray_ocr
-    from ray_ocr.config import load_params_file
 
-    summary = ray_ocr.run(
+    summary = ray_ocr.run_batch(
         "OCR", str(inputs), str(out), device="cpu", instances_per_device=args.instances,
-        batch_size=args.batch_size, pipeline_params=load_params_file(str(OFFLINE_PARAMS)),
+        batch_size=args.batch_size, pipeline_params=yaml.safe_load(OFFLINE_PARAMS.read_text()),
         max_tasks_per_actor=max_tasks, overwrite=True, progress_interval=-1,
     )
     return {

@@ -1,18 +1,29 @@
-"""Shared test setup: real documents, offline model settings, one Ray cluster per session.
+"""Shared test setup: real documents, offline model settings, a Ray cluster per module,
+and the rules that keep each test in its tier.
 
 Every session uses a fresh, empty PaddleX model cache, so each test proves that
 ray_ocr seeds the bundled models itself (no network, no manual step).
+
+Tiers (README, "Tests"): tests/unit needs neither Paddle, Ray nor a browser and runs
+in seconds (``pytest -m "not ray and not e2e"``); tests/ray starts a local Ray
+(marked ``ray``); tests/e2e runs Paddle, the CLI or a browser (marked ``e2e``);
+tests/cluster builds real multi-process clusters or runs Ray's launcher code (marked
+``ray`` and ``cluster``). Each module outside tests/unit declares its marks in
+``pytestmark``; collection fails when a test's marks do not match its folder, and a
+unit test fails if it imports Paddle or Ray.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 REALDOCS = (REPO.parent / "shared" / "realdocs").resolve()
 EXPECTED = REALDOCS / "expected"
 
@@ -70,3 +81,87 @@ def copy_docs(dest: Path, names: list[str]) -> Path:
         assert matches, f"{name} not in realdocs"
         shutil.copy(matches[0], dest / name)
     return dest
+
+
+# -- tiers ----------------------------------------------------------------------------
+
+TIER_MARKS = {"ray", "e2e", "cluster"}
+TIERS = {  # folder under tests/ -> the tier marks each of its tests carries, no more
+    "unit": set(),
+    "ray": {"ray"},
+    "e2e": {"e2e"},
+    "cluster": {"ray", "cluster"},
+}
+HEAVY_MODULES = {"paddle", "paddlex", "paddleocr", "ray"}  # what a unit test must not import
+
+
+def _tier(item) -> str | None:
+    try:
+        parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
+    except ValueError:
+        return None
+    return parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+
+
+def _tier_problem(item) -> str | None:
+    tier = _tier(item)
+    if tier is None:
+        return "is not in a tier folder (tests/unit, tests/ray, tests/e2e, tests/cluster)"
+    want = TIERS[tier]
+    carried = {mark.name for mark in item.iter_markers()} & TIER_MARKS
+    declared = getattr(getattr(item, "module", None), "pytestmark", [])
+    declared = {mark.name for mark in (declared if isinstance(declared, list) else [declared])}
+    if carried != want:
+        return f"carries {sorted(carried) or 'no tier mark'}; tests/{tier} takes {sorted(want) or 'none'}"
+    if not want <= declared:
+        marks = ", ".join(f"pytest.mark.{name}" for name in sorted(want))
+        return f"its module needs `pytestmark = [{marks}]` (every module in tests/{tier} declares it)"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects anything: every collected test is checked
+def pytest_collection_modifyitems(config, items):
+    problems = [f"  {item.nodeid}: {problem}" for item in items if (problem := _tier_problem(item))]
+    if problems:
+        raise pytest.UsageError(
+            "tests whose marks do not match their tier (so `-m \"not ray and not e2e\"` would run or "
+            "skip them wrongly):\n" + "\n".join(problems))
+
+
+def _heavy_loaded() -> set[str]:
+    return {name for name in HEAVY_MODULES if name in sys.modules}  # a submodule brings its package
+
+
+def _fail_if_heavy(item, before: set[str] | None, when: str) -> None:
+    if before is not None and (loaded := _heavy_loaded() - before):
+        pytest.fail(f"{item.nodeid} imported {', '.join(sorted(loaded))} in its {when}: a tests/unit test "
+                    "needs neither Paddle nor Ray; move it to tests/e2e or tests/ray", pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    before = _heavy_loaded() if _tier(item) == "unit" else None
+    result = yield
+    _fail_if_heavy(item, before, "setup")
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    before = _heavy_loaded() if _tier(item) == "unit" else None
+    result = yield
+    _fail_if_heavy(item, before, "body")
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """A tests/unit module that imports Paddle or Ray at its top is a collection error."""
+    unit = isinstance(collector, pytest.Module) and _tier(collector) == "unit"
+    before = _heavy_loaded() if unit else None
+    report = yield
+    if before is not None and (loaded := _heavy_loaded() - before):
+        report.outcome = "failed"
+        report.longrepr = (f"{collector.nodeid} imports {', '.join(sorted(loaded))}: a tests/unit module "
+                           "needs neither Paddle nor Ray; move its tests to tests/e2e or tests/ray")
+    return report

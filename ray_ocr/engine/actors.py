@@ -7,6 +7,7 @@ import os
 import time
 
 from ray_ocr.engine.placement import ActorSlot
+from ray_ocr.errors import first_line
 from ray_ocr.models.runner import RunnerSpec
 from ray_ocr.records import BatchResult, InputItem, WorkerInfo
 
@@ -46,11 +47,15 @@ class PipelineActor:
                 spec = dataclasses.replace(spec, init_params=tuple({**dict(spec.init_params), **local_dirs}.items()))
             self._runner = PipelineRunner(spec)
         except Exception as exc:
-            text = str(exc).strip() or repr(exc)
-            self._build_error = f"{type(exc).__name__}: {text.splitlines()[0]}"
+            self._build_error = f"{type(exc).__name__}: {first_line(exc)}"
 
     def ready(self) -> tuple[WorkerInfo, str | None]:
         return self._worker, self._build_error
+
+    def __ray_shutdown__(self) -> None:
+        """Ray calls this when the actor exits gracefully (not after ray.kill)."""
+        if self._runner is not None:
+            self._runner.close()
 
     def process(self, batch_id: int, items: list[InputItem]) -> BatchResult:
         started = time.perf_counter()
@@ -118,15 +123,16 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
     return actors
 
 
-def start_pipeline_actors(cluster, spec: RunnerSpec, pipeline_name: str, device, instances_per_device: int,
-                          gpus_per_instance: float | None, cpus_per_instance: float | None) -> dict:
-    """Plan the actors for the cluster (engine/placement.py) and start them: what both
-    ``ray_ocr.run`` and ``ray_ocr.predict`` do once Ray is up."""
+def start_pipeline_actors(cluster, spec: RunnerSpec, options) -> dict:
+    """Plan the actors for the cluster (engine/placement.py) and start them: what
+    ``ray_ocr.run_batch`` and ``ray_ocr.predict`` do once Ray is up. `options`: a
+    config of ray_ocr/config.py (device, instances, GPU and CPU shares)."""
     from ray_ocr.engine.placement import plan_actors
 
-    slots = plan_actors(pipeline_name, device, cluster, instances_per_device, gpus_per_instance,
-                        cpus_per_instance)
+    name = options.pipeline.display_name
+    slots = plan_actors(name, options.device, cluster, options.instances_per_device,
+                        options.gpus_per_instance, options.cpus_per_instance)
     # One machine shares one disk; a cluster's workers get the driver's models.
     actors = start_actors(slots, spec, ship_models=not cluster.embedded)
-    logger.info("starting %d %s actor(s) on %d node(s)", len(actors), pipeline_name, len(cluster.nodes))
+    logger.info("starting %d %s actor(s) on %d node(s)", len(actors), name, len(cluster.nodes))
     return actors

@@ -203,21 +203,47 @@ def ray_session(
     """
     import ray
 
-    started = False
-    saved_env: dict[str, str | None] = {}
+    level = logging.WARNING if quiet else logging.INFO
     if ray.is_initialized():
-        embedded = False
-    elif address:
+        yield describe_cluster(embedded=False)
+        return
+    if address:
         check_reachable(address)
         prepare_client_auth()
-        ray.init(address=address, logging_level=logging.WARNING if quiet else logging.INFO,
-                 log_to_driver=not quiet)
-        started, embedded = True, False
+        ray.init(address=address, logging_level=level, log_to_driver=not quiet)
+        embedded = False
     else:
-        if gpu_ids is not None:
-            # The raylet inherits this: Ray then owns (and hands out) only these GPUs.
-            for key, value in (("CUDA_VISIBLE_DEVICES", ",".join(gpu_ids)),):
-                saved_env[key] = os.environ.get(key)
+        with _owning_gpus(gpu_ids):
+            # address="local": never join whatever cluster Ray's current-cluster file names.
+            ray.init(address="local", num_cpus=num_cpus, num_gpus=len(gpu_ids) if gpu_ids is not None else None,
+                     logging_level=level, log_to_driver=not quiet)
+        embedded = True
+    try:
+        yield describe_cluster(embedded)
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def _owning_gpus(gpu_ids: list[str] | None) -> Iterator[None]:
+    """While the embedded Ray starts, its raylet inherits CUDA_VISIBLE_DEVICES (and Ray's
+    resource override) naming only `gpu_ids`: Ray then owns and hands out just those."""
+    saved: dict[str, str | None] = {}
+    if gpu_ids is not None:
+        saved["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
+        override = _override_resources()
+        if "GPU" in override:
+            saved[_OVERRIDE] = os.environ.get(_OVERRIDE)
+            override["GPU"] = len(gpu_ids)
+            os.environ[_OVERRIDE] = json.dumps(override)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
                 os.environ[key] = value
             override = _override_resources()
             if "GPU" in override:

@@ -52,6 +52,23 @@ class RunMetrics:
     def set_in_flight(self, count: int) -> None:
         self.in_flight.set(count, {"pipeline": self.pipeline})
 
+    def flush(self) -> None:
+        """The cluster outlives this driver: let its last counts reach the exporter."""
+        import time
+
+        self.set_in_flight(0)
+        wait = export_interval_seconds() + 0.5
+        logger.info("waiting %.0f s for the last metrics to reach the Ray metrics export", wait)
+        time.sleep(wait)
+
+
+def start_metrics(pipeline: str) -> RunMetrics | None:
+    try:
+        return RunMetrics(pipeline)
+    except Exception as exc:  # noqa: BLE001 - metrics are an aid; never fail a run for them
+        logger.debug("no Ray metrics: %s", exc)
+        return None
+
 
 def export_interval_seconds() -> float:
     """How often this process pushes its metrics to the node's agent (Ray config)."""

@@ -9,6 +9,7 @@ when every part is in, so a rerun redoes a half-finished PDF as a whole.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,18 +51,23 @@ class SplitDocument:
     source_path: str
     data: Any
     page_count: int
-    waiting: set[Task]
+    waiting: collections.Counter = field(default_factory=collections.Counter)  # parts not back yet
     outputs: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
     failure: Failure | None = None
     attempts: int = 1
     seconds: float = 0.0
 
+    def expect(self, parts: list[Task]) -> None:
+        self.waiting.update(parts)
+
     def add(self, part: FileResult, outputs: list[str], attempts: int) -> tuple[FileResult, list[str], int] | None:
         """Take one part's outcome; once all parts are in, return the whole input's
         (result, outputs, attempts) for the manifest, else None. One failed part fails
         the input (its other pages stay on disk, unrecorded: a rerun redoes them)."""
-        self.waiting.discard(part.task)
+        self.waiting[part.task] -= 1
+        if self.waiting[part.task] <= 0:
+            del self.waiting[part.task]
         self.outputs.update(outputs)
         self.warnings.extend(w for w in part.warnings if w not in self.warnings)
         self.attempts = max(self.attempts, attempts)

@@ -8,11 +8,9 @@ decided per folder, see io/outputs.py).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-from pathlib import PurePosixPath
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ray_ocr.io.storage import glob_regex, normalize_glob
 
@@ -36,6 +34,29 @@ def _walk_plan(pattern: str) -> tuple[str, int | None]:
     return "/".join(literal), depth
 
 
+Listing = tuple[list[str], list[str]]  # (matching file keys, sub-folder keys), sorted
+
+
+def walk(pattern: str, list_dir: Callable[[str, Callable[[str], bool]], Listing | None]) -> Iterator[list[str]]:
+    """Folder by folder, the keys matching `pattern`: ``list_dir(folder_key, matches)``
+    lists one folder (None: it is not there); sub-folders are entered in name order,
+    after the folder's own files, and only as deep as the pattern can match."""
+    pattern = normalize_glob(pattern)
+    regex = glob_regex(pattern)
+    start, max_depth = _walk_plan(pattern)
+    stack = [start]  # folders to visit, relative keys; popped last-first, pushed reversed
+    while stack:
+        rel_dir = stack.pop()
+        listing = list_dir(rel_dir, lambda key: bool(regex.match(key)))
+        if listing is None:
+            continue
+        files, subdirs = listing
+        if files:
+            yield files
+        if max_depth is None or (rel_dir.count("/") + 1 if rel_dir else 0) < max_depth:
+            stack.extend(sorted(subdirs, reverse=True))
+
+
 def iter_input_folders(
     input_dir: str,
     pattern: str = "*",
@@ -52,24 +73,33 @@ def iter_input_folders(
     outside the input tree is skipped, and symlinked folders are not entered (as
     pathlib's ``**`` did), unless `follow_symlinks`; then each real folder is walked once.
     """
-    root = os.path.realpath(input_dir)
-    excluded = os.path.realpath(exclude_dir) if exclude_dir else None
-    pattern = normalize_glob(pattern)
-    regex = glob_regex(pattern)
-    start, max_depth = _walk_plan(pattern)
-    if start and not os.path.isdir(os.path.join(root, start)):
-        return
-    stack = [start]  # folders to visit, relative keys; popped last-first, pushed reversed
-    seen_dirs: set[str] = {os.path.realpath(os.path.join(root, start))}
-    while stack:
-        rel_dir = stack.pop()
-        folder = os.path.join(root, rel_dir) if rel_dir else root
+    return walk(pattern, _LocalLister(input_dir, exclude_dir, follow_symlinks))
+
+
+class _LocalLister:
+    """Lists one local folder for ``walk``, with the symlink and output-folder rules."""
+
+    def __init__(self, input_dir: str, exclude_dir: str | None, follow_symlinks: bool):
+        self.root = os.path.realpath(input_dir)
+        self.excluded = os.path.realpath(exclude_dir) if exclude_dir else None
+        self.follow_symlinks = follow_symlinks
+        self.seen_dirs: set[str] = set()  # real paths entered: each once, no link loops
+
+    def outside(self, path: str) -> bool:
+        return self.excluded is not None and _is_within(path, self.excluded)
+
+    def __call__(self, rel_dir: str, matches) -> Listing | None:
+        folder = os.path.join(self.root, rel_dir) if rel_dir else self.root
+        if not self.seen_dirs:
+            self.seen_dirs.add(os.path.realpath(folder))
         try:
             with os.scandir(folder) as scan:
                 entries = sorted(scan, key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
         except OSError as exc:
             logger.warning("cannot list %s: %s", folder, exc)
-            continue
+            return None
         files, subdirs = [], []
         for entry in entries:
             if entry.name.startswith("."):
@@ -78,52 +108,39 @@ def iter_input_folders(
             try:
                 if entry.is_dir():
                     subdirs.append((entry, key))
-                elif entry.is_file() and regex.match(key):
-                    files.append((entry, key))
+                elif entry.is_file() and matches(key) and self._admit_file(entry):
+                    files.append(key)
             except OSError:
                 continue
-        group = []
-        for entry, key in files:
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                if not follow_symlinks and not _is_within(target, root):
-                    logger.warning("skipping %s: it links outside the input folder (--follow_symlinks)", entry.path)
-                    continue
-                if excluded is not None and _is_within(target, excluded):
-                    continue
-            group.append(key)
-        if group and not (excluded is not None and _is_within(folder, excluded)):
-            yield group
-        if max_depth is not None and (rel_dir.count("/") + 1 if rel_dir else 0) >= max_depth:
-            continue
+        return ([] if self.outside(folder) else files), self._enter(subdirs)
+
+    def _admit_file(self, entry: os.DirEntry) -> bool:
+        if not entry.is_symlink():
+            return True
+        target = os.path.realpath(entry.path)
+        if not self.follow_symlinks and not _is_within(target, self.root):
+            logger.warning("skipping %s: it links outside the input folder (--follow_symlinks)", entry.path)
+            return False
+        return not self.outside(target)
+
+    def _enter(self, subdirs: list) -> list[str]:
+        """The sub-folders to walk: not the output folder, no link loops, each real
+        folder once; symlinked ones only with --follow_symlinks."""
         entered = []
         # Real folders first: a folder also reachable through a link keeps its own name.
         for entry, key in sorted(subdirs, key=lambda pair: pair[0].is_symlink()):
-            if entry.is_symlink() and not follow_symlinks:
+            if entry.is_symlink() and not self.follow_symlinks:
                 continue
             path = os.path.realpath(entry.path)
-            if excluded is not None and _is_within(path, excluded):
+            if self.outside(path):
                 continue  # the output folder inside the input folder
-            if path in seen_dirs or (not follow_symlinks and not _is_within(path, root)):
+            if path in self.seen_dirs or (not self.follow_symlinks and not _is_within(path, self.root)):
                 continue  # a link loop, or out of the tree
-            seen_dirs.add(path)
+            self.seen_dirs.add(path)
             entered.append(key)
-        stack.extend(sorted(entered, reverse=True))
-
-
-def group_by_folder(keys: Iterable[str]) -> Iterator[list[str]]:
-    """Keys (a URI listing) as per-folder groups of sorted keys, like iter_input_folders."""
-    def folder(key: str) -> str:
-        return str(PurePosixPath(key).parent)
-
-    for _, group in itertools.groupby(sorted(keys, key=lambda k: (folder(k), k)), key=folder):
-        yield list(group)
+        return entered
 
 
 def iter_inputs(input_dir: str, pattern: str = "*", **kwargs) -> Iterator[str]:
     for group in iter_input_folders(input_dir, pattern, **kwargs):
         yield from group
-
-
-def list_inputs(input_dir: str, pattern: str = "*", **kwargs) -> list[str]:
-    return list(iter_inputs(input_dir, pattern, **kwargs))

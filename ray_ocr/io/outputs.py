@@ -141,3 +141,47 @@ def atomic_write_bytes(path: str, data: bytes, make_folder: bool = True) -> None
 
 def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# Transient storage errors (a throttled PUT, a dropped connection, NFS hiccups) are
+# retried after 0.2, 0.4, 0.8, 1.6 s; a write that still fails is a failure record.
+WRITE_ATTEMPTS = 5
+WRITE_BACKOFF_SECONDS = 0.2
+
+
+def write_with_retries(folder, rel: str, data: bytes, attempts: int = WRITE_ATTEMPTS) -> None:
+    import time
+
+    for attempt in range(attempts):
+        try:
+            folder.write(rel, data)
+            return
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(WRITE_BACKOFF_SECONDS * 2 ** attempt)
+
+
+def write_result(folder, result, base: str) -> tuple[object, list[str]]:
+    """Write one result's page JSONs (and --save files) into `folder` (io/storage.py),
+    named after `base`; return (result, the outputs written). A result whose write
+    fails comes back as a failure record (stage "write") with no outputs."""
+    from ray_ocr.errors import first_line
+    from ray_ocr.records import Failure, FileResult
+
+    outputs: list[str] = []
+    if not result.ok:
+        return result, outputs
+    try:
+        for page in result.pages:
+            for produced, data in page.extras:
+                rel = extra_output_relpath(base, page.page_index, result.key, produced)
+                write_with_retries(folder, rel, data)
+                outputs.append(rel)
+            rel = output_relpath(base, page.page_index)
+            write_with_retries(folder, rel, page.json_text.encode("utf-8"))
+            outputs.append(rel)
+    except (OSError, ValueError) as exc:
+        failure = Failure(key=result.key, stage="write", error_type=type(exc).__name__, message=first_line(exc))
+        return FileResult(key=result.key, failure=failure, subset=result.subset), []
+    return result, outputs

@@ -1,5 +1,12 @@
 """Input and output folders: a local path, or a URI every node can read.
 
+One interface for both (``LocalFolder``, ``UriFolder``; ``open_folder`` picks): list
+the inputs folder by folder (``groups``), ``read`` and ``write`` (atomic either way),
+``exists_all`` for the resume check, whether an actor should read an input itself
+(``actor_reads``), and where the run's own state lives while it runs (``state_dir``,
+``pull_state``, ``push_state``): the output folder itself, or a local cache mirrored
+to the URI.
+
 URIs (``s3://``, ``gs://``, ``hdfs://``, ``file://``) go through ``pyarrow.fs``: one
 well-kept library that has S3, GCS and HDFS built into one wheel, that Ray itself uses
 for storage (Ray Data, Ray Train), and whose filesystems resolve credentials on each
@@ -10,11 +17,12 @@ S3-compatible server, ``?endpoint_override=host:9000&scheme=http``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from functools import lru_cache
 from pathlib import PurePosixPath
-from typing import Iterable
+from typing import Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from ray_ocr.io.outputs import atomic_write_bytes, safe_join
@@ -28,7 +36,7 @@ def normalize_glob(pattern: str) -> str:
     """The pattern without leading ``./``; ValueError for one that could leave the input
     folder (absolute, or a ``..`` part)."""
     if pattern.startswith("/") or ".." in pattern.replace("\\", "/").split("/"):
-        raise ValueError(f"{pattern!r} must stay inside the input folder (relative, no '..')")
+        raise ValueError("must stay inside the input folder (relative, no '..')")
     while pattern.startswith("./"):
         pattern = pattern[2:]
     return pattern
@@ -77,7 +85,6 @@ class UriFolder:
         self.uri = uri
         self.query = parts.query
         self.display_root = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-        self._listed: set[str] | None = None
 
     @property
     def _fs_root(self):
@@ -92,24 +99,6 @@ class UriFolder:
 
     def display(self, key: str) -> str:
         return f"{self.display_root}/{key}"
-
-    def list_files(self) -> list[str]:
-        import pyarrow.fs
-
-        fs, root = self._fs_root
-        root = root.rstrip("/")
-        try:
-            infos = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True, allow_not_found=True))
-        except OSError:
-            return []
-        return sorted(
-            info.path[len(root) + 1:] for info in infos if info.type == pyarrow.fs.FileType.File
-        )
-
-    def list(self, pattern: str) -> list[str]:
-        regex = glob_regex(pattern)
-        return [k for k in self.list_files()
-                if regex.match(k) and not any(p.startswith(".") for p in k.split("/"))]
 
     def read(self, key: str) -> bytes:
         fs, _ = self._fs_root
@@ -126,16 +115,85 @@ class UriFolder:
             stream.write(data)
 
     def exists_all(self, rels: Iterable[str]) -> set[str]:
-        """Which of `rels` existed when first asked: one listing per run (this is for
-        the resume check, which asks folder by folder)."""
-        if self._listed is None:
-            self._listed = set(self.list_files())
-        return {r for r in rels if r in self._listed}
+        """Which of `rels` exist: one listing per folder they are in (the resume check
+        asks folder by folder, so nothing is listed twice and nothing is held)."""
+        by_folder: dict[str, list[str]] = {}
+        for rel in rels:
+            by_folder.setdefault(rel.rpartition("/")[0], []).append(rel)
+        present = set()
+        for folder, wanted in by_folder.items():
+            listing = self._list_dir(folder, lambda key: True)
+            present.update(set(wanted) & set(listing[0] if listing else ()))
+        return present
+
+    def groups(self, pattern: str, exclude_dir: str | None = None,
+               follow_symlinks: bool = False) -> Iterator[list[str]]:
+        """Folder by folder, as a local walk: one delimiter listing per folder (a
+        zero-byte ``name/`` marker is a folder), so the first inputs are known after
+        one request, whatever the size of the bucket."""
+        from ray_ocr.io.discovery import walk
+
+        return walk(pattern, self._list_dir)
+
+    def _list_dir(self, rel_dir: str, matches) -> tuple[list[str], list[str]] | None:
+        import pyarrow.fs
+
+        fs, root = self._fs_root
+        root = root.rstrip("/")
+        folder = f"{root}/{rel_dir}" if rel_dir else root
+        try:
+            infos = fs.get_file_info(pyarrow.fs.FileSelector(folder, recursive=False, allow_not_found=True))
+        except OSError:
+            return None
+        files, subdirs = [], []
+        for info in sorted(infos, key=lambda i: i.path):
+            name = info.path.rstrip("/").rsplit("/", 1)[-1]
+            if not name or name.startswith("."):
+                continue
+            key = f"{rel_dir}/{name}" if rel_dir else name
+            if info.type == pyarrow.fs.FileType.Directory:
+                subdirs.append(key)
+            elif info.type == pyarrow.fs.FileType.File and matches(key):
+                files.append(key)
+        return files, subdirs
+
+    # Every node can read the store: the actor reads an input itself.
+    actor_reads = True
+    local_root = None
+
+    @property
+    def state_dir(self) -> str:
+        """A local folder per output URI, mirrored to the URI (the manifest is
+        append-only; objects are not)."""
+        digest = hashlib.sha256(self.uri.encode()).hexdigest()[:16]
+        return os.path.join(os.path.expanduser("~"), ".cache", "ray_ocr", "runs", digest)
+
+    def pull_state(self, names: Iterable[str]) -> None:
+        """Resume from the state stored beside the outputs (a stale local copy of a
+        file the URI no longer has is removed)."""
+        os.makedirs(self.state_dir, exist_ok=True)
+        for name in names:
+            try:
+                data = self.read(name)
+            except OSError:  # FileNotFoundError included
+                data = None
+            path = os.path.join(self.state_dir, name)
+            if data is not None:
+                atomic_write_bytes(path, data)
+            elif os.path.exists(path):
+                os.unlink(path)
+
+    def push_state(self, names: Iterable[str]) -> None:
+        for name in names:
+            path = os.path.join(self.state_dir, name)
+            if os.path.exists(path):
+                with open(path, "rb") as handle:
+                    self.write(name, handle.read())
 
 
 class LocalFolder:
     def __init__(self, path: str):
-        self.root = os.path.abspath(os.path.expanduser(path))
+        self.root = self.uri = os.path.abspath(os.path.expanduser(path))
         self._made: set[str] = set()  # folders known to exist (one makedirs per folder)
 
     def display(self, key: str) -> str:
@@ -155,6 +213,29 @@ class LocalFolder:
 
     def exists_all(self, rels: Iterable[str]) -> set[str]:
         return {r for r in rels if os.path.isfile(os.path.join(self.root, r))}
+
+    def groups(self, pattern: str, exclude_dir: str | None = None,
+               follow_symlinks: bool = False) -> Iterator[list[str]]:
+        from ray_ocr.io.discovery import iter_input_folders
+
+        return iter_input_folders(self.root, pattern, exclude_dir=exclude_dir, follow_symlinks=follow_symlinks)
+
+    # The driver reads local inputs and ships the bytes: workers need no shared disk.
+    actor_reads = False
+
+    @property
+    def local_root(self) -> str | None:
+        return self.root
+
+    @property
+    def state_dir(self) -> str:
+        return self.root  # the manifest and reports live beside the outputs
+
+    def pull_state(self, names: Iterable[str]) -> None:
+        pass
+
+    def push_state(self, names: Iterable[str]) -> None:
+        pass
 
 
 def open_folder(location: str) -> LocalFolder | UriFolder:

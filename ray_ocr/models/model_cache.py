@@ -85,14 +85,55 @@ def install_model_dir(name: str, source: Path, target_root: Path | None = None) 
 
 
 def seed_bundled_models() -> list[str]:
-    """Copy every bundled model missing from the PaddleX cache; return their names.
+    """Copy every bundled model missing from the PaddleX cache (and link the bundled
+    font under the names PaddleX's visualisations look for); return the models' names.
 
     ``RAY_OCR_SEED_BUNDLED_MODELS=0`` turns this off (a node that must only use what
     the driver ships, or a cache managed by hand).
     """
     if os.environ.get("RAY_OCR_SEED_BUNDLED_MODELS", "1") == "0":
         return []
+    seed_bundled_fonts()
     return [name for name, src in bundled_model_dirs().items() if install_model_dir(name, src)]
+
+
+# The fonts PaddleX's visualisations (--save img) fetch at run time, by the file names
+# it looks for in $PADDLE_PDX_CACHE_HOME/fonts, that a CJK font covers: Chinese,
+# Japanese, Korean, Latin, Greek and Cyrillic text. (Thai, Arabic and Indic scripts
+# need their own fonts.)
+CJK_FONT_NAMES = ("PingFang-SC-Regular.ttf", "simfang.ttf", "latin.ttf", "korean.ttf", "el.ttf", "cyrillic.ttf")
+
+
+def bundled_font() -> Path | None:
+    """Noto Sans CJK (SIL Open Font License 1.1), from the cvttf-NotoSansCJK-Regular
+    wheel the ``models`` extra installs; None without it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("cvttf_NotoSansCJK_Regular")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    font = Path(list(spec.submodule_search_locations)[0]) / "NotoSansCJKtc-Regular.otf"
+    return font if font.is_file() else None
+
+
+def seed_bundled_fonts() -> list[str]:
+    """Link the bundled font into PaddleX's font folder under each name it would
+    download (a name already there, e.g. a real download, is left alone)."""
+    font = bundled_font()
+    if font is None:
+        return []
+    folder = paddlex_cache_dir() / "fonts"
+    folder.mkdir(parents=True, exist_ok=True)
+    seeded = []
+    for name in CJK_FONT_NAMES:
+        target = folder / name
+        if not target.exists():
+            try:
+                target.symlink_to(font)
+            except FileExistsError:  # another actor on this node was first
+                continue
+            seeded.append(name)
+    return seeded
 
 
 @contextmanager

@@ -14,7 +14,6 @@ import gc
 import json
 import logging
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,8 +29,10 @@ from ray_ocr.io.documents import (
     sniff_kind,
     truncation_warning,
 )
-from ray_ocr.errors import ModelUnavailableError
-from ray_ocr.io.storage import read_uri_item
+from ray_ocr.errors import ModelUnavailableError, UsageError, first_line
+from ray_ocr.io.outputs import write_result
+from ray_ocr.io.storage import open_folder, read_uri_item
+from ray_ocr.models.markdown import name_images_by_content, page_piece
 from ray_ocr.pipelines import PipelineRef
 from ray_ocr.records import Failure, FileResult, InputItem, PageOutput
 
@@ -51,8 +52,25 @@ class RunnerSpec:
     paddlex_config: dict | None = field(default=None, compare=False)
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
     pdf_password: str | None = None
-    seed_models: bool = True
     save: tuple[str, ...] = ()  # beyond JSON: "markdown", "img"
+    query: str | None = None  # DocUnderstanding: predict({"image": page, "query": query})
+    # Set when the actors write the outputs (a folder every node can write): the runner
+    # writes each result there and returns a receipt instead of the JSON.
+    output_uri: str | None = None
+
+    @classmethod
+    def from_options(cls, options) -> "RunnerSpec":
+        """The spec for a config of ray_ocr/config.py (its --pipeline_config read once)."""
+        return cls(
+            pipeline=options.pipeline,
+            init_params=options.pipeline_params,
+            predict_params=options.predict_params,
+            paddlex_config=_load_pipeline_config(options.pipeline_config),
+            max_image_pixels=options.max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS,
+            pdf_password=options.pdf_password,
+            save=getattr(options, "save", ()),
+            query=getattr(options, "query", None),
+        )
 
     def constructor_kwargs(self) -> dict[str, Any]:
         from ray_ocr.models.paddle_compat import cpu_pipeline_overrides
@@ -68,9 +86,16 @@ class RunnerSpec:
         return kwargs
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else repr(exc)
+def _load_pipeline_config(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        loaded = yaml.safe_load(handle)
+    if not isinstance(loaded, dict):
+        raise UsageError(f"--pipeline_config {path}: not a PaddleX pipeline YAML mapping")
+    return loaded
 
 
 def build_pipeline(spec: RunnerSpec):
@@ -79,8 +104,7 @@ def build_pipeline(spec: RunnerSpec):
 
     # Offline the hoster connectivity check only costs time before the same failure.
     os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
-    if spec.seed_models:
-        seed_bundled_models()
+    seed_bundled_models()
     cls = spec.pipeline.load()
     with naming_missing_models(spec.pipeline.display_name):
         try:
@@ -92,6 +116,18 @@ def build_pipeline(spec: RunnerSpec):
             if cause is not None:  # PaddleOCR may wrap it; surface ours
                 raise cause from None
             raise
+
+
+def _save_offline(saver, folder: str, kind: str) -> None:
+    """Run a result's saver; a font PaddleX could not fetch fails with the fix."""
+    try:
+        saver(folder)
+    except Exception as exc:
+        if "fonts/" not in str(exc) and "font" not in type(exc).__name__.lower():
+            raise
+        raise RuntimeError(f"--save {kind} needs a font PaddleX downloads at run time ({first_line(exc)}); "
+                           "install ray-ocr[models], which brings one, or point PADDLE_PDX_LOCAL_FONT_FILE_PATH "
+                           "at a .ttf/.otf file on every node") from None
 
 
 def _freeze_long_lived_objects() -> None:
@@ -110,18 +146,17 @@ class PipelineRunner:
         self.spec = spec
         self.pipeline = build_pipeline(spec)
         self._predict_kwargs = dict(spec.predict_params)
-        self._scratch = tempfile.mkdtemp(prefix="ray_ocr_json_")
         self._batches = 0
+        self._outputs = None  # the output folder, when this runner writes its results
         _freeze_long_lived_objects()
 
     def close(self) -> None:
-        shutil.rmtree(self._scratch, ignore_errors=True)
         close = getattr(self.pipeline, "close", None)
         if callable(close):
             close()
 
     def process_batch(self, items: list[InputItem]) -> list[FileResult]:
-        results = [self.process_file(item) for item in items]
+        results = [self._written(item, self.process_file(item)) for item in items]
         self._batches += 1
         if self._batches == 1:
             _freeze_long_lived_objects()  # what the first prediction built lazily
@@ -129,13 +164,24 @@ class PipelineRunner:
             gc.collect()  # Paddle pipelines grow on long runs; collect between batches.
         return results
 
+    def _written(self, item: InputItem, result: FileResult) -> FileResult:
+        """With an output folder of its own: write the result there (as the driver
+        would), and return a receipt of what was written."""
+        if self.spec.output_uri is None or item.output_base is None or not result.ok:
+            return result
+        if self._outputs is None:
+            self._outputs = open_folder(self.spec.output_uri)
+        result, outputs = write_result(self._outputs, result, item.output_base)
+        pages = tuple(PageOutput(p.page_index, "", (), p.markdown) for p in result.pages)
+        return dataclasses.replace(result, pages=pages, outputs=tuple(outputs)) if result.ok else result
+
     def process_file(self, item: InputItem) -> FileResult:
         started = time.perf_counter()
         if item.uri_root is not None:
             try:
                 item = dataclasses.replace(item, data=read_uri_item(item.uri_root, item.key))
             except Exception as exc:  # noqa: BLE001 - missing object, permissions, network
-                return self._failed(item, "read", type(exc).__name__, _one_line(exc), started)
+                return self._failed(item, "read", type(exc).__name__, first_line(exc), started)
         warnings: list[str] = []
         pages: list[PageOutput] = []
         page_count: int | None = None
@@ -151,12 +197,12 @@ class PipelineRunner:
                 except StopIteration:
                     break
                 stage = "predict"
-                pages.extend(self._predict(image, item.source_path, page_index))
+                pages.extend(self._predict(image, item.source_path, page_index, page_count))
         except DocumentError as exc:
             return self._failed(item, exc.stage, "DocumentError", str(exc), started)
         except Exception as exc:  # a pipeline bug on one file must not sink the batch
             logger.debug("failure on %s", item.key, exc_info=True)
-            return self._failed(item, stage, type(exc).__name__, _one_line(exc), started)
+            return self._failed(item, stage, type(exc).__name__, first_line(exc), started)
         return FileResult(
             key=item.key,
             pages=tuple(pages),
@@ -187,41 +233,48 @@ class PipelineRunner:
                 warnings.append(note)
             yield None, None, decode_image(item.data, limit)
 
-    def _predict(self, image, source_path: str, page_index: int | None) -> list[PageOutput]:
+    def _predict(self, image, source_path: str, page_index: int | None, page_count: int | None) -> list[PageOutput]:
         outputs = []
-        for result in self.pipeline.predict(image, **self._predict_kwargs):
+        given = image if self.spec.query is None else {"image": image, "query": self.spec.query}
+        for result in self.pipeline.predict(given, **self._predict_kwargs):
             # The pipeline saw an array; restore what a call on the file would record.
             result["input_path"] = source_path
             result["page_index"] = page_index
-            outputs.append(PageOutput(page_index, self._json_text(result), self._extra_files(result)))
+            if "page_count" in result:
+                result["page_count"] = page_count  # PPStructureV3 records the document's
+            if self.spec.query is not None and result.get("image") is image:
+                result["image"] = source_path  # a query result echoes its input
+            extras, markdown = self._extra_files(result)
+            outputs.append(PageOutput(page_index, self._json_text(result), extras, markdown))
         return outputs
 
     _SAVERS = {"markdown": "save_to_markdown", "img": "save_to_img"}
 
-    def _extra_files(self, result) -> tuple[tuple[str, bytes], ...]:
-        """What the result's own savers write, collected from a scratch folder."""
-        files = []
+    def _extra_files(self, result) -> tuple[tuple[tuple[str, bytes], ...], dict | None]:
+        """What the result's own savers write, collected from a scratch folder, and
+        with --save markdown the page's piece of its document's markdown."""
+        files, markdown = [], None
         for kind in self.spec.save:
             saver = getattr(result, self._SAVERS[kind], None)
             if saver is None:
                 raise ValueError(f"{type(result).__name__} has no {self._SAVERS[kind]} (--save {kind})")
-            folder = Path(tempfile.mkdtemp(dir=self._scratch))
-            try:
-                saver(str(folder))
-                for path in sorted(folder.rglob("*")):
+            with tempfile.TemporaryDirectory(prefix="ray_ocr_save_") as scratch:
+                _save_offline(saver, scratch, kind)
+                if kind == "markdown":
+                    name_images_by_content(Path(scratch))
+                for path in sorted(Path(scratch).rglob("*")):
                     if path.is_file():
-                        files.append((path.relative_to(folder).as_posix(), path.read_bytes()))
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-        return tuple(files)
+                        files.append((path.relative_to(scratch).as_posix(), path.read_bytes()))
+                        if kind == "markdown" and path.suffix.lower() == ".md":
+                            markdown = page_piece(result, path.read_text(encoding="utf-8"))
+        return tuple(files), markdown
 
     def _json_text(self, result) -> str:
         """Exactly the text ``result.save_to_json(path)`` writes."""
         if not hasattr(result, "save_to_json"):
             return json.dumps(dict(result), indent=4, ensure_ascii=False)
-        path = os.path.join(self._scratch, "result.json")
-        result.save_to_json(path)
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-        os.unlink(path)
-        return text
+        with tempfile.TemporaryDirectory(prefix="ray_ocr_json_") as scratch:
+            path = os.path.join(scratch, "result.json")
+            result.save_to_json(path)
+            with open(path, encoding="utf-8") as handle:
+                return handle.read()

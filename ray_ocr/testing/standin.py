@@ -62,3 +62,20 @@ class StandinResult(dict):
             handle.write(f"# {stem}\n\n{self['width']}x{self['height']}\n\n![crop](imgs/{stem}_crop.txt)\n")
         with open(os.path.join(save_path, "imgs", f"{stem}_crop.txt"), "w") as handle:
             handle.write("crop")
+
+
+class DocUnderstandingStandin:
+    """A stand-in with DocUnderstanding's shape, for tests of how ray_ocr asks a query
+    (a vision-language model cannot be built offline): ``predict({"image": page,
+    "query": text})`` yields PaddleX's DocVLMResult with the input echoed, as the real
+    pipeline does, and an answer made from the page (its size and mean intensity)."""
+
+    def __init__(self, device: str = "cpu", cpu_threads: int | None = None, **_ignored):
+        self.device = device
+
+    def predict(self, input: dict, **_kwargs):
+        from paddlex.inference.models.doc_vlm.result import DocVLMResult
+
+        image, query = input["image"], input["query"]
+        answer = f"{query} -> {image.shape[1]}x{image.shape[0]} pixels, mean {float(image.mean()):.1f}"
+        yield DocVLMResult({**input, "result": answer})

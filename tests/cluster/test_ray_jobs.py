@@ -49,7 +49,7 @@ import pytest
 
 from tests.conftest import MOBILE_OCR_PARAMS, cli_params, copy_docs
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.cluster]
 
 # Three real text-dense pages, about 5 s each for one actor (1 CPU thread). ray_ocr admits
 # an actor into its pool once its pipeline is built and ends the run without waiting for

@@ -10,8 +10,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import STANDIN
-from tests.ray.test_placement_ray import make_images
+from tests.helpers import make_images
+
+pytestmark = pytest.mark.e2e
 
 
 def test_gpu_0_and_2_only(tmp_path):
@@ -30,5 +34,6 @@ def test_gpu_0_and_2_only(tmp_path):
     assert 2 <= len(actors) <= 4  # 2 per GPU; an actor up after the work is done is not listed
     per_gpu = collections.Counter(a["cuda_visible_devices"] for a in actors.values())
     assert set(per_gpu) == {"0", "2"} and max(per_gpu.values()) <= 2
-    seen = {json.loads(p.read_text())["cuda_visible_devices"] for p in out.glob("img_*.json")}
-    assert seen <= {"0", "2"}
+    outputs = [json.loads(p.read_text()) for p in out.glob("img_*.json")]
+    assert len(outputs) == 16
+    assert {o["cuda_visible_devices"] for o in outputs} <= {"0", "2"}

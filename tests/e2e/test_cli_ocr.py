@@ -15,7 +15,10 @@ import sys
 import pytest
 
 from tests.conftest import EXPECTED, MOBILE_OCR_PARAMS, cli_params, copy_docs
+from tests.reportpage import Page, chromium, need_chromium
 from tests.textmatch import rec_text, similarity, textlayer_pages
+
+pytestmark = pytest.mark.e2e
 
 IMAGES = ["general_ocr_002.jpg", "11.jpg", "tipc_web_test.jpg", "img_12.jpg", "textline.png",
           "word_ch_1.jpg", "table.jpg", "formula.png", "seal.png"]
@@ -48,9 +51,9 @@ def test_every_input_has_its_json(ocr_run):
     expected |= {f"{pdf[:-4]}_{i}.json" for pdf in PDFS for i in range(4)}
     written = {p.name for p in out.glob("*.json")} - {"summary.json"}
     assert written == expected
-    last = proc.stdout.strip().splitlines()[0]
-    assert last.startswith(f"ray_ocr: {len(IMAGES) + len(PDFS)} files, {len(IMAGES) + 8} pages, 0 failures")
-    assert "files/s" in last
+    headline = proc.stdout.strip().splitlines()[0]
+    assert headline.startswith(f"ray_ocr: {len(IMAGES) + len(PDFS)} files, {len(IMAGES) + 8} pages, 0 failures")
+    assert "files/s" in headline
     summary = json.loads((out / "summary.json").read_text())
     assert summary["succeeded"] == len(IMAGES) + len(PDFS) and summary["pages"] == len(IMAGES) + 8
     assert len(summary["actors"]) == 2
@@ -120,17 +123,18 @@ def test_rerun_skips_finished_inputs(ocr_run):
 
 def test_report_of_the_real_run_renders_its_numbers(ocr_run, tmp_path):
     """report.html from this run, in headless Chromium, shows summary.json's numbers."""
-    from tests.unit.test_report import CHROMIUM, _chromium, _Page
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    need_chromium()
     _, out, _, _ = ocr_run
     summary = json.loads((out / "summary.json").read_text())
-    page = _Page(_chromium(tmp_path, "--dump-dom", f"file://{out / 'report.html'}").stdout.decode())
+    page = Page(chromium(tmp_path, "--dump-dom", f"file://{out / 'report.html'}").stdout.decode())
     assert page.by_id["stat-inputs"] == str(summary["inputs"])
     assert page.by_id["stat-pages"] == str(summary["pages"])
     assert page.by_id["stat-failed"] == "0"
     cells = [cell for row in page.tables["actors"] for cell in row]
     for name in summary["actors"]:
         assert name in cells
-    assert len(summary["timeline"]) >= 1
+    # The chart: one line per actor, each actor's batches on it.
+    charted = {line["data-actor"]: len(line["points"].split()) for line in page.polylines}
+    assert set(charted) == set(summary["actors"]) | {event["actor"] for event in summary["timeline"]}
+    for name, points in charted.items():  # origin, one point per batch, flat to the end
+        assert points == 2 + sum(1 for event in summary["timeline"] if event["actor"] == name), name

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS, cli_params
 
+pytestmark = pytest.mark.e2e
+
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
 

@@ -4,8 +4,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import MOBILE_OCR_PARAMS, STANDIN, cli_params, copy_docs
-from tests.ray.test_placement_ray import make_images
+from tests.helpers import make_images
+
+pytestmark = pytest.mark.e2e
 
 
 def run_cli(*args):

@@ -5,7 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import MOBILE_SEAL_PARAMS, cli_params, copy_docs
+
+pytestmark = pytest.mark.e2e
 
 
 def test_seal_recognition_reads_the_seal(tmp_path):

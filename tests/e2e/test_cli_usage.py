@@ -1,11 +1,14 @@
 """Every usage error: exit code 2, one line on stderr, no traceback, before Ray starts."""
 
+import re
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import REALDOCS
+
+pytestmark = pytest.mark.e2e
 
 
 def run_cli(*args, env=None, timeout=120):
@@ -88,15 +91,22 @@ def test_an_address_nothing_listens_on_is_a_usage_error(dirs):
 
 
 def test_unknown_pipeline_lists_the_valid_names(dirs):
-    proc = run_cli("--pipeline", "Nope", "--input_dir", str(dirs / "in"))
+    proc = run_cli("--pipeline", "Nope", "--input_dir", str(dirs / "in"), "--output_dir", str(dirs / "out"))
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("ray_ocr: error:") and "Nope" in line
+    valid = re.split(r"[\s,]+", line.split("valid: ", 1)[1])
     for name in ["OCR", "SealRecognition", "PPStructureV3", "seal_recognition", "pp_structurev3"]:
-        assert name in proc.stderr
+        assert name in valid, line
+    assert not (dirs / "out").exists()
 
 
 def test_help_documents_every_flag():
+    from ray_ocr.cli import build_parser
+
     proc = run_cli("--help")
-    assert proc.returncode == 0
-    for flag in ["--pipeline", "--input_dir", "--input_glob_pattern", "--output_dir", "--device",
-                 "--instances_per_device", "--gpus_per_instance", "--cpus_per_instance", "--batch_size",
-                 "--address", "--param", "--predict_param", "--pipeline_config"]:
-        assert flag in proc.stdout
+    assert proc.returncode == 0 and proc.stderr == ""
+    shown = set(re.findall(r"(?<![\w-])--\w+", proc.stdout))  # whole flags: --param is not --params_file
+    flags = {opt for action in build_parser()._actions for opt in action.option_strings if opt.startswith("--")}
+    assert flags >= {"--pipeline", "--input_dir", "--output_dir", "--device", "--param"}
+    assert flags <= shown, flags - shown

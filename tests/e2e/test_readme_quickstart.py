@@ -8,7 +8,11 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
 
 
 def quickstart_command() -> list[str]:

@@ -3,10 +3,14 @@
 import collections
 import os
 
+import pytest
+
 import ray_ocr
 from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS, STANDIN, copy_docs
+from tests.helpers import make_images
 from tests.pdfs import SCANNED_WIDTH, merge_pdfs
-from tests.ray.test_placement_ray import make_images
+
+pytestmark = pytest.mark.ray
 
 
 def test_predict_yields_pages_and_failures_without_writing(ray_cluster, tmp_path, monkeypatch):

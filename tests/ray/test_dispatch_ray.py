@@ -4,8 +4,11 @@ such: this is about scheduling) sleeps per image, longer for one width."""
 
 import cv2
 import numpy as np
+import pytest
 
 from tests.conftest import STANDIN
+
+pytestmark = pytest.mark.ray
 
 
 def _png(width):
@@ -26,8 +29,12 @@ def _actors(ray, **params):
     return actors
 
 
-def _run(actors, tasks, data, ran_on):
-    """One dispatcher over actors that are all up; records which actor ran each key."""
+def _run(ray, actors, tasks, data, ran_on):
+    """One dispatcher over actors that are all up; records which actor ran each key.
+
+    The dispatcher asks each actor ready() when it is made, and an actor answers its
+    calls in order: once this test's own ready() calls are back, so are the
+    dispatcher's, and its first step sees every actor up."""
     from ray_ocr.engine.dispatch import BatchDispatcher
     from ray_ocr.records import InputItem, Task
 
@@ -40,13 +47,11 @@ def _run(actors, tasks, data, ran_on):
         on_batch=on_batch, on_results=lambda *a: None, on_actor=lambda w: None,
         attempts={}, max_attempts=1, prefetch_batches=1,
     )
-    while dispatcher.waiting_ready:
-        dispatcher._admit_ready(block=True)
+    ray.get([a.ready.remote() for a in actors.values()], timeout=120)
     dispatcher.add_tasks([Task(k) for k in tasks], batch_size=1)
-    for _ in dispatcher.steps():
-        pass
+    dispatcher.run()
+    assert dispatcher.submitted == len(tasks) and dispatcher.batches_in_flight == 0
     return dispatcher
-
 
 
 def test_every_actor_gets_a_batch_before_any_gets_its_prefetch_batch(ray_cluster):
@@ -56,7 +61,7 @@ def test_every_actor_gets_a_batch_before_any_gets_its_prefetch_batch(ray_cluster
     ran_on = {}
     for round_ in range(3):  # the idle order after a round must not matter either
         keys = [f"r{round_}_{i}" for i in range(2)]
-        dispatcher = _run(actors, keys, {k: _png(8) for k in keys}, ran_on)
+        dispatcher = _run(ray_cluster, actors, keys, {k: _png(8) for k in keys}, ran_on)
         assert len({ran_on[k] for k in keys}) == 2, ran_on
     dispatcher.shutdown()
 
@@ -70,7 +75,7 @@ def test_the_last_batch_waits_for_an_idle_actor_not_behind_a_long_one(ray_cluste
     for round_ in range(3):  # a tie broken either way must not matter
         keys = [f"r{round_}_long", f"r{round_}_a", f"r{round_}_b"]
         data = {keys[0]: _png(64), keys[1]: _png(8), keys[2]: _png(8)}
-        dispatcher = _run(actors, keys, data, ran_on)
+        dispatcher = _run(ray_cluster, actors, keys, data, ran_on)
         assert ran_on[keys[2]] != ran_on[keys[0]], ran_on
         assert ran_on[keys[2]] == ran_on[keys[1]]
     dispatcher.shutdown()

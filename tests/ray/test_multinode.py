@@ -13,7 +13,9 @@ import pytest
 
 import ray_ocr
 from tests.conftest import MOBILE_OCR_PARAMS, copy_docs
-from tests.ray.test_placement_ray import start_and_census
+from tests.helpers import start_and_census
+
+pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def test_workers_with_empty_caches_build_from_shipped_models(two_gpu_workers, tm
     for cache in caches:
         assert not (cache / "official_models").exists()
     inputs = copy_docs(tmp_path / "in", ["word_ch_1.jpg", "textline.png", "11.jpg"])
-    summary = ray_ocr.run("OCR", str(inputs), str(tmp_path / "out"), device="cpu",
+    summary = ray_ocr.run_batch("OCR", str(inputs), str(tmp_path / "out"), device="cpu",
                           pipeline_params=MOBILE_OCR_PARAMS)
     assert summary.exit_code == 0 and summary.succeeded == 3
     assert json.loads((tmp_path / "out" / "word_ch_1.json").read_text())["rec_texts"] == ["韩国小馆"]

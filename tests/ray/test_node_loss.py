@@ -11,7 +11,9 @@ import pytest
 
 import ray_ocr
 from tests.conftest import MOBILE_OCR_PARAMS, copy_docs
-from tests.ray.test_recovery_ray import manifest_records
+from tests.helpers import manifest_records
+
+pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def test_run_survives_losing_a_worker_node(three_nodes, tmp_path):
 
     def run():
         # One actor per node (1 CPU each); the head keeps a CPU free for a replacement.
-        result["summary"] = ray_ocr.run("OCR", str(inputs), str(out), device="cpu", cpus_per_instance=1,
+        result["summary"] = ray_ocr.run_batch("OCR", str(inputs), str(out), device="cpu", cpus_per_instance=1,
                                         pipeline_params=MOBILE_OCR_PARAMS)
 
     thread = threading.Thread(target=run)

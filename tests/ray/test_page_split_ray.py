@@ -7,11 +7,14 @@ tests/e2e/test_cli_ocr.py."""
 import collections
 import json
 
+import pytest
+
 import ray_ocr
 from tests.conftest import STANDIN
+from tests.helpers import make_images, manifest_records
 from tests.pdfs import SCANNED_WIDTH, merge_pdfs
-from tests.ray.test_placement_ray import make_images
-from tests.ray.test_recovery_ray import manifest_records
+
+pytestmark = pytest.mark.ray
 
 LONG = "a_long.pdf"  # sorted first: its parts are the first work handed out
 
@@ -35,9 +38,9 @@ def _page_jsons(out):
 def test_split_pdf_is_written_as_whole_file_processing_writes_it(ray_cluster, tmp_path):
     pages = _inputs(tmp_path / "in")
     assert pages == 14
-    whole = ray_ocr.run(STANDIN, str(tmp_path / "in"), str(tmp_path / "whole"), device="cpu",
+    whole = ray_ocr.run_batch(STANDIN, str(tmp_path / "in"), str(tmp_path / "whole"), device="cpu",
                         instances_per_device=2, pages_per_task=0, progress_interval=-1)
-    split = ray_ocr.run(STANDIN, str(tmp_path / "in"), str(tmp_path / "split"), device="cpu",
+    split = ray_ocr.run_batch(STANDIN, str(tmp_path / "in"), str(tmp_path / "split"), device="cpu",
                         instances_per_device=2, pages_per_task=3, progress_interval=-1)
     assert whole.succeeded == split.succeeded == 4 and split.failed == 0
     assert whole.pages == split.pages == pages + 3
@@ -67,7 +70,7 @@ def test_a_part_that_kills_its_actor_fails_only_its_pdf(ray_cluster, tmp_path):
     pages: [0-3] [4-6] [7-9] [10-13]; two parts die on every try."""
     pages = _inputs(tmp_path / "in")
     out = tmp_path / "out"
-    summary = ray_ocr.run(STANDIN, str(tmp_path / "in"), str(out), device="cpu", instances_per_device=2,
+    summary = ray_ocr.run_batch(STANDIN, str(tmp_path / "in"), str(out), device="cpu", instances_per_device=2,
                           pages_per_task=4, max_attempts=2, progress_interval=-1,
                           pipeline_params={"crash_on_width": SCANNED_WIDTH})
     assert summary.succeeded == 3 and summary.failed == 1 and summary.exit_code == 1
@@ -81,7 +84,7 @@ def test_a_part_that_kills_its_actor_fails_only_its_pdf(ray_cluster, tmp_path):
     assert sorted(r["key"] for r in records if r["status"] == "done") == [f"img_00{i}.png" for i in range(3)]
 
     # Without the crash: the images, finished with it, are kept (it only made the stand-in crash).
-    again = ray_ocr.run(STANDIN, str(tmp_path / "in"), str(out), device="cpu", instances_per_device=2,
+    again = ray_ocr.run_batch(STANDIN, str(tmp_path / "in"), str(out), device="cpu", instances_per_device=2,
                         pages_per_task=4, progress_interval=-1, resume_anyway=True)
     assert again.skipped == 3 and again.succeeded == 1 and again.pages == pages
     assert len(list(out.glob("a_long_*.json"))) == pages

@@ -7,39 +7,13 @@ stand-in pipeline; what is tested is Ray's placement of ray_ocr's actors.
 import collections
 import json
 
+import pytest
+
 import ray_ocr
 from tests.conftest import STANDIN
+from tests.helpers import make_images, start_and_census
 
-
-def make_images(folder, count, width=32):
-    import cv2
-    import numpy as np
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        cv2.imwrite(str(folder / f"img_{i:03d}.png"), np.full((24, width, 3), i % 255, np.uint8))
-    return folder
-
-
-def start_and_census(ray, device, k, **plan_kwargs):
-    """Start the actors a run would start, wait until each is up, return their WorkerInfo."""
-    from ray_ocr.config import DeviceRequest
-    from ray_ocr.engine.actors import start_actors
-    from ray_ocr.engine.cluster import describe_cluster
-    from ray_ocr.engine.placement import plan_actors
-    from ray_ocr.models.runner import RunnerSpec
-    from ray_ocr.pipelines import resolve_pipeline
-
-    slots = plan_actors("Standin", DeviceRequest.parse(device), describe_cluster(embedded=False), k,
-                        **plan_kwargs)
-    actors = start_actors(slots, RunnerSpec(pipeline=resolve_pipeline(STANDIN)))
-    try:
-        infos = ray.get([a.ready.remote() for a in actors.values()], timeout=120)
-    finally:
-        for actor in actors.values():
-            ray.kill(actor)
-    assert all(error is None for _, error in infos)
-    return [worker for worker, _ in infos]
+pytestmark = pytest.mark.ray
 
 
 def test_four_instances_on_each_of_four_gpus(ray_cluster):
@@ -60,7 +34,7 @@ def test_gpus_per_instance_sets_the_fraction(ray_cluster):
 
 def test_a_run_on_gpus_tells_each_pipeline_gpu_0(ray_cluster, tmp_path):
     inputs = make_images(tmp_path / "in", 24)
-    summary = ray_ocr.run(STANDIN, str(inputs), str(tmp_path / "out"), device="gpu",
+    summary = ray_ocr.run_batch(STANDIN, str(inputs), str(tmp_path / "out"), device="gpu",
                           instances_per_device=2, pipeline_params={"sleep_seconds": 0.2})
     assert summary.exit_code == 0 and summary.succeeded == 24
     outputs = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("img_*.json")]

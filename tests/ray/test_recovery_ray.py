@@ -11,12 +11,9 @@ import pytest
 
 import ray_ocr
 from tests.conftest import MOBILE_OCR_PARAMS, STANDIN, copy_docs
-from tests.ray.test_placement_ray import make_images
+from tests.helpers import make_images, manifest_records
 
-
-def manifest_records(out):
-    lines = (out / "ray_ocr_manifest.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+pytestmark = pytest.mark.ray
 
 
 @pytest.mark.parametrize("instances, batch_size, prefetch", [(2, 4, 1), (1, 1, 1), (1, 3, 0)])
@@ -28,7 +25,7 @@ def test_poison_file_is_quarantined_and_the_rest_complete(ray_cluster, tmp_path,
     make_images(tmp_path / "poison", 1, width=13)
     os.rename(tmp_path / "poison" / "img_000.png", inputs / "poison.png")
     out = tmp_path / "out"
-    summary = ray_ocr.run(
+    summary = ray_ocr.run_batch(
         STANDIN, str(inputs), str(out), device="cpu", instances_per_device=instances, batch_size=batch_size,
         pipeline_params={"crash_on_width": 13}, max_attempts=3, prefetch_batches=prefetch,
     )
@@ -70,7 +67,7 @@ def test_sigkill_of_a_real_ocr_actor_mid_run(ray_cluster, tmp_path):
     result = {}
 
     def run():
-        result["summary"] = ray_ocr.run("OCR", str(inputs), str(out), device="cpu",
+        result["summary"] = ray_ocr.run_batch("OCR", str(inputs), str(out), device="cpu",
                                         pipeline_params=MOBILE_OCR_PARAMS, batch_size=2)
 
     thread = threading.Thread(target=run)
@@ -97,7 +94,7 @@ def test_sigkill_of_a_real_ocr_actor_mid_run(ray_cluster, tmp_path):
 def test_actors_are_recycled_after_n_tasks(ray_cluster, tmp_path):
     inputs = make_images(tmp_path / "in", 8)
     out = tmp_path / "out"
-    summary = ray_ocr.run(STANDIN, str(inputs), str(out), device="cpu", max_tasks_per_actor=2)
+    summary = ray_ocr.run_batch(STANDIN, str(inputs), str(out), device="cpu", max_tasks_per_actor=2)
     assert summary.succeeded == 8 and summary.exit_code == 0
     assert summary.recycled == 3  # after tasks 2, 4, 6 (not after the last)
     pids = [json.loads(p.read_text())["pid"] for p in sorted(out.glob("img_*.json"))]
@@ -109,7 +106,7 @@ def test_actors_are_recycled_after_n_tasks(ray_cluster, tmp_path):
 
 def test_actors_are_recycled_above_a_memory_threshold(ray_cluster, tmp_path):
     inputs = make_images(tmp_path / "in", 3)
-    summary = ray_ocr.run(STANDIN, str(inputs), str(tmp_path / "out"), device="cpu",
+    summary = ray_ocr.run_batch(STANDIN, str(inputs), str(tmp_path / "out"), device="cpu",
                           max_actor_memory_mb=1)  # any real process is above 1 MB
     # Checked after each batch; the actor is restarted once the batch queued behind it is done.
     assert summary.succeeded == 3 and summary.recycled >= 1

@@ -96,7 +96,7 @@ def test_save_kinds(tmp_path):
 
 def test_every_cli_flag_is_in_the_readme_table():
     """The README's flag table is the CLI's documentation: a flag missing there is a bug."""
-    from ray_ocr.run import build_parser
+    from ray_ocr.cli import build_parser
     from tests.conftest import REPO
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
@@ -105,3 +105,53 @@ def test_every_cli_flag_is_in_the_readme_table():
     flags = {opt for action in build_parser()._actions for opt in action.option_strings
              if opt.startswith("--") and opt != "--help"}
     assert flags == documented
+
+
+def test_each_option_is_one_flag_and_one_keyword(tmp_path):
+    """The CLI's flags, run_batch's and predict's keyword arguments all come from the
+    config fields: a field is a flag of the same name (--param/--params_file and
+    --predict_param fill the two mappings)."""
+    import dataclasses
+
+    from ray_ocr.cli import build_parser
+    from ray_ocr.config import PredictConfig
+
+    flags = {opt[2:] for action in build_parser()._actions for opt in action.option_strings
+             if opt.startswith("--") and opt != "--help"}
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    assert flags == (fields - {"pipeline_params", "predict_params"}) | {"param", "params_file", "predict_param"}
+    assert {f.name for f in dataclasses.fields(PredictConfig)} < fields
+    (tmp_path / "in").mkdir()
+    with pytest.raises(UsageError, match="unknown option output_dir"):
+        PredictConfig.build(pipeline="OCR", output_dir=str(tmp_path))
+    with pytest.raises(UsageError, match="unknown option batchsize"):
+        RunConfig.build(pipeline="OCR", input_dir=str(tmp_path / "in"), batchsize=2)
+    with pytest.raises(UsageError, match="--input_dir DIR or --input_list FILE"):
+        RunConfig.build(pipeline="OCR")
+    with pytest.raises(UsageError, match="--pipeline is required"):
+        RunConfig.build(input_dir=str(tmp_path / "in"))
+
+
+@pytest.mark.parametrize("name, bad, message", [
+    ("prefetch_batches", -1, "--prefetch_batches -1: must be >= 0"),
+    ("pages_per_task", -2, "--pages_per_task -2: must be >= 0 (0: never split a PDF)"),
+    ("max_bytes_in_flight", 0, "--max_bytes_in_flight 0: must be > 0"),
+    ("max_attempts", 0, "--max_attempts 0: must be >= 1"),
+    ("gpus_per_instance", 0, "--gpus_per_instance 0: must be > 0"),
+    ("max_tasks_per_actor", -1, "--max_tasks_per_actor -1: must be >= 0 (0: never recycle)"),
+    ("input_glob_pattern", "", "--input_glob_pattern '': must be a relative pattern"),
+    ("input_glob_pattern", "../*", "--input_glob_pattern ../*: must stay inside the input folder (relative, no '..')"),
+])
+def test_checks_come_from_the_declaration(tmp_path, name, bad, message):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(UsageError) as err:
+        RunConfig.build(pipeline="OCR", input_dir=str(tmp_path / "in"), **{name: bad})
+    assert str(err.value) == message
+
+
+def test_defaults_are_converted_like_given_values(tmp_path, monkeypatch):
+    (tmp_path / "in").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = RunConfig.build(pipeline="OCR", input_dir="in")
+    assert cfg.output_dir == str(tmp_path / "output") and cfg.input_dir == str(tmp_path / "in")
+    assert cfg.device == DeviceRequest("auto") and cfg.save == () and cfg.pipeline_params == ()

@@ -1,6 +1,10 @@
 import os
 
-from ray_ocr.io.discovery import group_by_folder, iter_input_folders, list_inputs
+from ray_ocr.io.discovery import iter_input_folders, iter_inputs, walk
+
+
+def list_inputs(input_dir, pattern, **kwargs):
+    return list(iter_inputs(input_dir, pattern, **kwargs))
 
 
 def _touch(path):
@@ -75,6 +79,22 @@ def test_glob_sets_leading_dot_and_literal_folders(tmp_path):
     assert list_inputs(str(tmp_path), "missing/*.pdf") == []
 
 
-def test_uri_listings_are_grouped_by_folder():
-    keys = ["a/x.png", "a/b/c.png", "a/y.png", "z.png"]
-    assert list(group_by_folder(keys)) == [["z.png"], ["a/x.png", "a/y.png"], ["a/b/c.png"]]
+def test_walk_lists_folder_by_folder_as_deep_as_the_pattern_reaches():
+    """The walk an object store's listing uses: one call per folder, files before the
+    folder's sub-folders, sub-folders in name order, none below the pattern's depth."""
+    tree = {"": (["a.png", "b.pdf"], ["x", "y"]), "x": (["x/c.png"], ["x/deep"]), "x/deep": (["x/deep/d.png"], []),
+            "y": (["y/e.png"], [])}
+    asked = []
+
+    def list_dir(folder, matches):
+        asked.append(folder)
+        files, subdirs = tree[folder]
+        return [f for f in files if matches(f)], subdirs
+
+    assert list(walk("**/*.png", list_dir)) == [["a.png"], ["x/c.png"], ["x/deep/d.png"], ["y/e.png"]]
+    assert asked == ["", "x", "x/deep", "y"]
+    asked.clear()
+    assert list(walk("*/*.png", list_dir)) == [["x/c.png"], ["y/e.png"]]
+    assert asked == ["", "x", "y"]  # not x/deep
+    asked.clear()
+    assert list(walk("x/*", list_dir)) == [["x/c.png"]] and asked == ["x"]

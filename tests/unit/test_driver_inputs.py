@@ -15,10 +15,10 @@ def test_a_file_gone_between_listing_and_reading_is_a_failure_record(tmp_path):
                                     output_dir=str(tmp_path / "out")))
     assert list(driver.plan_inputs()) == ["a.png", "b.png"]
     os.remove(tmp_path / "in" / "b.png")
-    got = driver._read(Task("a.png"))
+    got = driver.reader.read(Task("a.png"))
     assert isinstance(got, InputItem) and got.data == b"\x89PNG fake"
     assert got.source_path == str(tmp_path / "in" / "a.png")
-    gone = driver._read(Task("b.png"))
+    gone = driver.reader.read(Task("b.png"))
     assert isinstance(gone, FileResult) and not gone.ok
     assert gone.failure.stage == "read" and gone.failure.error_type == "FileNotFoundError"
     assert "b.png" in gone.failure.message
@@ -31,5 +31,5 @@ def test_unreadable_file_is_a_failure_record(tmp_path):
     driver = Driver(RunConfig.build(pipeline="OCR", input_dir=str(tmp_path / "in"),
                                     output_dir=str(tmp_path / "out")))
     assert list(driver.plan_inputs()) == ["ok.png"]  # directories are not inputs
-    failed = driver._read(Task("dir.png"))
+    failed = driver.reader.read(Task("dir.png"))
     assert failed.failure.stage == "read" and failed.failure.error_type == "IsADirectoryError"

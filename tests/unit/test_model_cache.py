@@ -1,6 +1,7 @@
-import os
+"""The bundled models: found, seeded into the PaddleX cache, shipped to other nodes
+(no PaddleX import; its missing-model error is in tests/e2e/test_missing_models.py)."""
 
-import pytest
+import os
 
 from ray_ocr.models import model_cache
 
@@ -19,23 +20,6 @@ def test_seeding_copies_once_and_completely(tmp_path, monkeypatch):
     assert model_cache.seed_bundled_models() == []  # second time: nothing to do
     leftovers = [n for n in os.listdir(target.parent) if n.startswith(".")]
     assert leftovers == []
-
-
-def test_missing_model_error_names_the_model(tmp_path, monkeypatch):
-    """A pipeline whose model is absent offline fails with one line naming it."""
-    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "empty_cache"))
-    from paddlex.inference.utils.official_models import official_models
-
-    monkeypatch.setattr(official_models, "_save_dir", tmp_path / "empty_cache" / "official_models")
-    monkeypatch.setattr(official_models, "_get_hosters", lambda: [])  # as with no network
-    from ray_ocr.errors import ModelUnavailableError
-
-    with pytest.raises(ModelUnavailableError) as err:
-        with model_cache.naming_missing_models("OCR"):
-            official_models.get_model_path("PP-OCRv5_server_det")
-    message = str(err.value)
-    assert "PP-OCRv5_server_det" in message and "_model_dir" in message and "\n" not in message
-    assert "get_model_path" not in vars(official_models)  # the wrapper is removed afterwards
 
 
 def test_bundle_ships_named_models_and_model_dirs(tmp_path, monkeypatch):

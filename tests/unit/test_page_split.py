@@ -1,6 +1,8 @@
 """Page-range tasks: how a long PDF is cut, and how its parts' outcomes become the
 input's one manifest record (no Ray)."""
 
+import collections
+
 import pytest
 
 from ray_ocr.engine.page_split import SplitDocument, plan_parts
@@ -32,7 +34,7 @@ def _part(task, failure=None, warnings=()):
 
 def test_the_input_is_recorded_once_its_last_part_is_in():
     parts = plan_parts("a.pdf", 10, 4)
-    split = SplitDocument("a.pdf", "/in/a.pdf", b"%PDF", 10, set(parts))
+    split = SplitDocument("a.pdf", "/in/a.pdf", b"%PDF", 10, collections.Counter(parts))
     outputs = {part: [f"a_{i}.json" for i in part.pages] for part in parts}
     assert split.add(_part(parts[2], warnings=("w",)), outputs[parts[2]], attempts=1) is None
     assert split.add(_part(parts[0]), outputs[parts[0]], attempts=2) is None
@@ -44,7 +46,7 @@ def test_the_input_is_recorded_once_its_last_part_is_in():
 
 def test_one_failed_part_fails_the_input_and_names_its_pages():
     parts = plan_parts("a.pdf", 8, 4)
-    split = SplitDocument("a.pdf", "/in/a.pdf", b"%PDF", 8, set(parts))
+    split = SplitDocument("a.pdf", "/in/a.pdf", b"%PDF", 8, collections.Counter(parts))
     boom = Failure("a.pdf", "render", "DocumentError", "page 5: bad stream")
     assert split.add(_part(parts[1], failure=boom), [], attempts=1) is None
     result, recorded, _ = split.add(_part(parts[0]), ["a_0.json", "a_1.json"], attempts=1)
@@ -55,7 +57,7 @@ def test_one_failed_part_fails_the_input_and_names_its_pages():
 
 def test_a_retried_part_counts_once():
     parts = plan_parts("a.pdf", 8, 4)
-    split = SplitDocument("a.pdf", "/in/a.pdf", b"%PDF", 8, set(parts))
+    split = SplitDocument("a.pdf", "/in/a.pdf", b"%PDF", 8, collections.Counter(parts))
     assert split.add(_part(parts[0]), ["a_0.json"], attempts=1) is None
     assert split.add(_part(parts[0]), ["a_0.json"], attempts=1) is None  # the same part twice
     result, recorded, _ = split.add(_part(parts[1]), ["a_4.json"], attempts=1)

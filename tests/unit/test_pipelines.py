@@ -1,7 +1,7 @@
 import pytest
 
 from ray_ocr.errors import UsageError
-from ray_ocr.pipelines import PADDLEOCR_PIPELINES, resolve_pipeline, valid_names
+from ray_ocr.pipelines import resolve_pipeline
 
 
 @pytest.mark.parametrize(
@@ -36,12 +36,3 @@ def test_unknown_name_lists_valid_ones():
 def test_import_path_names_a_custom_class():
     ref = resolve_pipeline("ray_ocr.testing.standin:SchedulingTestPipeline")
     assert ref.load().__name__ == "SchedulingTestPipeline"
-
-
-def test_registry_matches_what_paddleocr_exports():
-    """The static table (kept so the CLI needs no paddle import) is PaddleOCR's truth."""
-    paddleocr = pytest.importorskip("paddleocr")
-    for cls_name, subcommand in PADDLEOCR_PIPELINES.items():
-        cls = getattr(paddleocr, cls_name)
-        assert cls.get_cli_subcommand_executor().subparser_name == subcommand
-    assert set(valid_names()) >= set(PADDLEOCR_PIPELINES)

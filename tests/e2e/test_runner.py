@@ -1,4 +1,5 @@
-"""PipelineRunner with the real OCR pipeline and real files, no Ray."""
+"""PipelineRunner with the real OCR pipeline (Paddle, the bundled mobile models) and real
+files, in this process: no Ray."""
 
 import json
 
@@ -8,7 +9,10 @@ from ray_ocr.models.runner import PipelineRunner, RunnerSpec
 from ray_ocr.pipelines import resolve_pipeline
 from ray_ocr.records import InputItem
 from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS
+from tests.helpers import huge_png
 from tests.textmatch import similarity
+
+pytestmark = pytest.mark.e2e
 
 PO = REALDOCS / "paddleocr"
 BAD = REALDOCS / "bad_inputs"
@@ -83,10 +87,7 @@ def test_encrypted_pdf_with_password(runner):
 
 
 def test_pixel_limit_gives_a_failure_not_an_oom(runner, tmp_path):
-    from PIL import Image
-
-    huge = tmp_path / "huge.png"
-    Image.new("1", (15000, 12000)).save(huge, compress_level=1)
+    huge = huge_png(tmp_path / "huge.png", 15000, 12000)
     [result] = runner.process_batch([item(huge)])
     assert result.failure.stage == "decode" and "--max_image_pixels" in result.failure.message
 

@@ -1,0 +1,92 @@
+"""Which inputs a run does: discovery folder by folder, output names per folder, and
+the resume decision (skip what an earlier run finished; refuse when other settings
+made it).
+
+An input is finished when its latest manifest record is "done" and every output that
+record lists still exists. Results made by another pipeline or other parameters are not
+skipped silently: the run is refused unless ``--resume_anyway`` (keep them) or
+``--overwrite`` (redo everything).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterator
+
+from ray_ocr.errors import UsageError
+from ray_ocr.io.outputs import assign_output_bases
+
+logger = logging.getLogger(__name__)
+
+
+class InputPlan:
+    def __init__(self, config, inputs, outputs, manifest, settings: dict):
+        self.config = config
+        self.inputs, self.outputs = inputs, outputs  # io/storage.py folders
+        self.manifest = manifest
+        self.settings = settings
+        self.bases: dict[str, str] = {}  # input key -> output base, until recorded
+        self.files = 0  # inputs found so far
+        self.skipped = 0
+        self.todo_total: int | None = None  # known once the last folder is listed
+        self.on_total: Callable[[int], None] | None = None
+        # An --input_list is grouped as listed, not by folder: output bases already
+        # taken by an earlier group (a later x.png after x.jpg) go by full file name.
+        self.claimed: set[str] | None = set() if getattr(config, "input_list", None) else None
+
+    def keys(self) -> Iterator[str]:
+        """The keys to run, lazily, folder by folder, skipping finished ones."""
+        finished: dict[str, list[str]] = {}
+        if not self.config.overwrite:
+            finished, finished_ids = self.manifest.finished_outputs()
+            self._check_settings(finished_ids)
+        cfg = self.config
+        groups = self.inputs.groups(cfg.input_glob_pattern, exclude_dir=self.outputs.local_root,
+                                    follow_symlinks=cfg.follow_symlinks)
+        group, todo_before = next(groups, None), 0
+        while group is not None:
+            todo = self._todo(group, finished)
+            group = next(groups, None)
+            if group is None:
+                self._total_known(todo_before + len(todo))
+            todo_before += len(todo)
+            yield from todo
+
+    def _todo(self, group: list[str], finished: dict[str, list[str]]) -> list[str]:
+        bases = assign_output_bases(group)
+        if self.claimed is not None:
+            bases = {key: key if base in self.claimed else base for key, base in bases.items()}
+            self.claimed.update(bases.values())
+        self.bases.update(bases)
+        self.files += len(group)
+        candidates = {key: finished[key] for key in group if key in finished}
+        present = (self.outputs.exists_all(rel for outs in candidates.values() for rel in outs)
+                   if candidates else set())
+        todo = []
+        for key in group:
+            outputs = candidates.get(key)
+            if outputs and all(rel in present for rel in outputs):
+                self.skipped += 1
+            else:
+                todo.append(key)
+        return todo
+
+    def _total_known(self, total: int) -> None:
+        self.todo_total = total
+        if self.on_total is not None:
+            self.on_total(total)
+        if self.skipped:
+            logger.info("skipped %d input%s finished by an earlier run", self.skipped,
+                        "" if self.skipped == 1 else "s")
+
+    def _check_settings(self, finished_ids: set) -> None:
+        changes = self.manifest.settings_changes(self.settings, finished_ids)
+        if not changes:
+            return
+        what = "; ".join(changes)
+        if not self.config.resume_anyway:
+            raise UsageError(
+                f"--output_dir {self.config.output_dir}: its results were made with other settings ({what}) "
+                "and a rerun would skip them as finished; use another output folder, --overwrite to redo "
+                "every input, or --resume_anyway to keep them")
+        logger.warning("resuming over results made with other settings (%s)", what)
