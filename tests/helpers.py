@@ -1,5 +1,7 @@
-"""Helpers several test modules share: inputs made on the spot, the run's manifest, and
-the actors a run would start. Test modules import these from here, never from each other.
+"""Helpers several test modules share: inputs made on the spot, a run's manifest, the
+actors a run would start, pyproject.toml's pins and the cluster configs' setup commands.
+Test modules import shared code from here (or tests/conftest.py, tests/pdfs.py,
+tests/reportpage.py, tests/textmatch.py), never from each other.
 """
 
 from __future__ import annotations

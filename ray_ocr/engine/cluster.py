@@ -245,27 +245,3 @@ def _owning_gpus(gpu_ids: list[str] | None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-            override = _override_resources()
-            if "GPU" in override:
-                saved_env[_OVERRIDE] = os.environ.get(_OVERRIDE)
-                override["GPU"] = len(gpu_ids)
-                os.environ[_OVERRIDE] = json.dumps(override)
-        # address="local": never join whatever cluster Ray's current-cluster file names.
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            num_gpus=len(gpu_ids) if gpu_ids is not None else None,
-            logging_level=logging.WARNING if quiet else logging.INFO,
-            log_to_driver=not quiet,
-        )
-        started, embedded = True, True
-    try:
-        yield describe_cluster(embedded)
-    finally:
-        if started:
-            ray.shutdown()
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -61,11 +61,16 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from the header, without decoding the pixels."""
     from PIL import Image
 
+    # Pillow refuses to even open an image above twice its own pixel limit: that check
+    # is off here (only the header is read), and --max_image_pixels applies instead.
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         with Image.open(io.BytesIO(data)) as img:
             return img.size
     except Exception:
         return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def decode_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS):

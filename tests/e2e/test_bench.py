@@ -83,7 +83,8 @@ def test_ray_ocr_busy_ratios(bench_report):
     assert len(ray["actors"]) == report["settings"]["instances"] == 2
     assert 0 < ray["summary_wall_seconds"] < ray["wall_seconds"]
     for name, stats in ray["actors"].items():
-        assert 0 < stats["busy_ratio"] <= stats["steady_busy_ratio"] <= 1, (name, stats)
+        # the timeline's times are rounded to milliseconds: a full span may sum to a hair over 1
+        assert 0 < stats["busy_ratio"] <= stats["steady_busy_ratio"] <= 1.001, (name, stats)
         assert 0 < stats["last_batch_t"] <= ray["summary_wall_seconds"], (name, stats)
     # Batch size 1: a batch per image, and one per part of the PDF.
     parts = -(-4 // DEFAULT_PAGES_PER_TASK) if 4 > DEFAULT_PAGES_PER_TASK else 1

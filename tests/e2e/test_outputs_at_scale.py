@@ -23,10 +23,11 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def s3(ray_cluster):
+def s3(request):
     with moto_server() as port:
         old = {k: os.environ.get(k) for k in CREDENTIALS}
-        os.environ.update(CREDENTIALS)  # the actors inherit them from this process's Ray
+        os.environ.update(CREDENTIALS)
+        request.getfixturevalue("ray_cluster")  # started now: its actors inherit the credentials
         fs = filesystem(port)
         fs.create_dir("bucket")
         yield port, fs

@@ -1,6 +1,8 @@
-"""Which actor gets which batch: every actor one before any gets a prefetch batch, and
-the last batches only to actors with nothing queued. The stand-in pipeline (named as
-such: this is about scheduling) sleeps per image, longer for one width."""
+"""The dispatcher on real actors: which actor gets which batch (every actor one before
+any gets a prefetch batch; the last batches only to actors with nothing queued), a stop,
+a pipeline that does not build. The rules themselves are tested without Ray in
+tests/unit/test_scheduling.py. The stand-in pipeline (named as such: this is about
+scheduling) sleeps per image, longer for one width."""
 
 import cv2
 import numpy as np
@@ -112,3 +114,54 @@ def test_a_stop_is_honoured_while_no_actor_can_be_placed(ray_cluster):
         dispatcher.shutdown()
     assert time.monotonic() - started < 30  # without the stop check it waits forever
     assert dispatcher.interrupted and ran == [] and dispatcher.submitted == 0
+
+
+def test_a_stop_sends_nothing_more_and_lets_batches_in_flight_land(ray_cluster):
+    """Stopped at the first result: what was in flight then (at most two batches on each
+    of the two actors) still comes back; nothing else is sent."""
+    import threading
+
+    from ray_ocr.engine.dispatch import BatchDispatcher
+    from ray_ocr.records import InputItem, Task
+
+    actors = _actors(ray_cluster, sleep_seconds=0.5)
+    stop = threading.Event()
+    landed = []
+
+    def on_batch(result):
+        landed.extend(f.key for f in result.files)
+        stop.set()
+
+    dispatcher = BatchDispatcher(
+        actors, "Standin", read=lambda task: InputItem(task.key, task.key, _png(8)),
+        on_batch=on_batch, on_results=lambda *a: None, on_actor=lambda w: None,
+        attempts={}, max_attempts=1, stop=stop, prefetch_batches=1,
+    )
+    dispatcher.add_tasks([Task(f"k{i}") for i in range(20)], batch_size=1)
+    try:
+        dispatcher.run()
+    finally:
+        dispatcher.shutdown()
+    assert dispatcher.interrupted and dispatcher.batches_in_flight == 0
+    assert 1 <= len(landed) == dispatcher.submitted <= 4, landed
+
+
+def test_a_pipeline_that_does_not_build_is_a_setup_error(ray_cluster):
+    from ray_ocr.engine.dispatch import BatchDispatcher
+    from ray_ocr.errors import SetupError
+    from ray_ocr.records import InputItem, Task
+
+    actors = _actors(ray_cluster, sleep_seconds="not a number")  # the stand-in's float() fails
+    ran = []
+    dispatcher = BatchDispatcher(
+        actors, "Standin", read=lambda task: InputItem(task.key, task.key, _png(8)),
+        on_batch=ran.append, on_results=lambda *a: None, on_actor=lambda w: None,
+        attempts={}, max_attempts=1,
+    )
+    dispatcher.add_tasks([Task("a")], batch_size=1)
+    try:
+        with pytest.raises(SetupError, match="^cannot build the Standin pipeline: ValueError: could not convert"):
+            dispatcher.run()
+    finally:
+        dispatcher.shutdown()
+    assert ran == [] and dispatcher.submitted == 0

@@ -66,3 +66,27 @@ def test_workers_with_empty_caches_build_from_shipped_models(two_gpu_workers, tm
         for name in ("PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"):
             assert (cache / "official_models" / name / "inference.pdiparams").is_file()
     assert not any(n.startswith(".") for cache in caches for n in os.listdir(cache / "official_models"))
+
+
+def test_document_pipeline_models_given_by_folder_are_shipped_to_every_worker(two_gpu_workers, tmp_path):
+    """SealRecognition with every stage on: its stand-in orientation, unwarping and
+    layout models are named by *_model_dir, a folder only the driver reads; each worker
+    unpacks its own copy into its empty cache and builds from that."""
+    import yaml
+
+    from ray_ocr.testing.standin_models import build_pipeline_models
+
+    _, workers, caches = two_gpu_workers
+    params = build_pipeline_models("SealRecognition", tmp_path / "models",
+                                   layout_boxes=[("seal", (0.05, 0.05, 0.95, 0.95), 0.9)])
+    inputs = copy_docs(tmp_path / "in", ["seal.png"])
+    summary = ray_ocr.run_batch("SealRecognition", str(inputs), str(tmp_path / "out"), device="cpu",
+                                pipeline_params=params, progress_interval=-1)
+    assert summary.exit_code == 0 and summary.succeeded == 1
+    seal = json.loads((tmp_path / "out" / "seal.json").read_text(encoding="utf-8"))
+    assert "发票专用章" in [t for s in seal["seal_res_list"] for t in s["rec_texts"]]
+    wanted = {params[k.replace("_dir", "_name")] for k in params if k.endswith("_model_dir")}
+    for cache in caches:
+        shipped = {yaml.safe_load((d / "inference.yml").read_text())["Global"]["model_name"]
+                   for d in (cache / "ray_ocr_model_dirs").iterdir()}
+        assert shipped == wanted == {"PP-LCNet_x1_0_doc_ori", "UVDoc", "PP-DocLayout-L"}
