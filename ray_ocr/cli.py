@@ -40,7 +40,7 @@ def add_options(parser: argparse.ArgumentParser, config_cls) -> None:
             parser.add_argument(f"--{spec.name}", action="store_true", **kwargs)
             continue
         kwargs["type"] = meta["arg_type"] or _FLAG_TYPES.get(spec.type.split(" ")[0], str)
-        kwargs["metavar"] = meta["metavar"] or ("N" if kwargs["type"] in (int, float) else None)
+        kwargs["metavar"] = meta["metavar"] or {int: "N", float: "X"}.get(kwargs["type"])
         parser.add_argument(f"--{spec.name}", required=spec.default is dataclasses.MISSING, **kwargs)
 
 
@@ -50,7 +50,8 @@ _FLAG_TYPES = {"int": int, "float": float}
 def _default_note(spec: dataclasses.Field) -> str:
     if spec.default in (dataclasses.MISSING, None, False, ()) or "default" in spec.metadata["help"]:
         return ""
-    return f" (default: {spec.default})"
+    shown = f"{spec.default:g}" if isinstance(spec.default, float) else spec.default
+    return f" (default: {shown})"
 
 
 def _add_param_flags(parser: argparse.ArgumentParser, flags: ParamFlags) -> None:
@@ -81,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="python -m ray_ocr.run",
         description="Run a PaddleOCR 3.x pipeline over images and PDFs with Ray actors.",
+        epilog="Inputs: --input_dir DIR or --input_list FILE. Exit codes: 0 every input done, 1 some inputs "
+               "failed (the rest done), 2 usage or setup error, 130 stopped by a signal.",
     )
     add_options(parser, RunConfig)
     return parser
@@ -93,9 +96,6 @@ def _configure_logging(verbose: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("ray_ocr").setLevel(logging.DEBUG if verbose else logging.INFO)
-    if not verbose:
-        # Ray's notice that the embedded cluster uses token auth (it stays on).
-        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -401,7 +401,8 @@ class RunConfig(PredictConfig):
               "file://); this or --input_list", convert=_input_dir)
     input_list: str | None = option(
         None, "a file naming the inputs: one path or URI per line, or a CSV/Parquet with a 'path' column "
-              "(else its first); local or a URI", convert=_input_list, metavar="FILE")
+              "(else its first); local or a URI; relative entries are relative to its folder, an entry "
+              "listed twice runs once", convert=_input_list, metavar="FILE")
     output_dir: str = option(
         "output", "where the results go: a local path, or a URI (s3://, gs://, hdfs://; file:// for a folder "
                   "mounted on every node)", convert=_output_dir)
@@ -411,8 +412,9 @@ class RunConfig(PredictConfig):
         metavar="WHO")
     follow_symlinks: bool = option(False, "also read files that resolve outside --input_dir through symlinks")
     save: tuple[str, ...] = option(
-        (), "outputs beyond JSON (always written): markdown (PPStructureV3, PaddleOCRVL), img (the result's "
-            "visualisations), e.g. --save markdown,img", convert=_save, metavar="KINDS", arg_type=str)
+        (), f"outputs beyond JSON (always written): markdown ({', '.join(sorted(MARKDOWN_PIPELINES))}; a file "
+            "per page and one per document), img (the result's visualisations), e.g. --save markdown,img",
+        convert=_save, metavar="KINDS", arg_type=str)
     overwrite: bool = option(False, "redo inputs that an earlier run finished (default: skip them)")
     resume_anyway: bool = option(
         False, "skip inputs finished with another pipeline or other parameters, instead of refusing to run "

@@ -204,6 +204,9 @@ def ray_session(
     import ray
 
     level = logging.WARNING if quiet else logging.INFO
+    if quiet:
+        # Ray's notice that the embedded cluster uses token auth (it stays on).
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     if ray.is_initialized():
         yield describe_cluster(embedded=False)
         return

@@ -91,7 +91,6 @@ class Driver:
             return self._finish()
         os.makedirs(self.state_dir, exist_ok=True)
         self.manifest.start_run(self.settings)
-        logger.info("results written by the %s (%s)", "actors" if self.actors_write else "driver", self.why_writers)
         try:
             with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
                 self.summary.dashboard_url = cluster.dashboard_url
@@ -126,6 +125,7 @@ class Driver:
         if cfg.device.kind == "auto":
             self.summary.device = resolve_device_kind(cfg.device, cluster)
         actors = start_pipeline_actors(cluster, self.spec, cfg)
+        logger.info("results written by the %s (%s)", "actors" if self.actors_write else "driver", self.why_writers)
         self.progress = Progress(self.plan.todo_total, interval=cfg.progress_interval,
                                  enabled=cfg.progress_interval >= 0)
         self.plan.on_total = self.progress.set_total

@@ -65,8 +65,7 @@ class RunManifest:
             if earlier is None:
                 changes.append(f"settings {other} (not in {RUNS_NAME})")
                 continue
-            changes.extend(f"{name}: {earlier.get(name)!r} -> {now.get(name)!r}" for name in sorted(now)
-                           if earlier.get(name) != now.get(name))
+            changes.extend(_differences(earlier, now))
         return list(dict.fromkeys(changes))
 
     def start_run(self, settings: dict) -> None:
@@ -145,6 +144,21 @@ class RunManifest:
         if failed or os.path.exists(self.failures_path):
             atomic_write_text(self.failures_path, text)
         return failed
+
+
+def _differences(earlier: dict, now: dict, prefix: str = "") -> list[str]:
+    """["pipeline_params.text_det_thresh: 0.3 -> 0.4", ...]: what changed, key by key
+    (into mappings: a long parameter list shows only what differs)."""
+    changes = []
+    for name in sorted(set(earlier) | set(now)):
+        if name in ("started", "settings") or earlier.get(name) == now.get(name):
+            continue
+        old, new = earlier.get(name), now.get(name)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes.extend(_differences(old, new, f"{prefix}{name}."))
+        else:
+            changes.append(f"{prefix}{name}: {old!r} -> {new!r}")
+    return changes
 
 
 def settings_id(settings: dict) -> str:

@@ -18,6 +18,9 @@ The rules (engine/dispatch.py applies them):
 - Endgame: with fewer batches left than up actors, the last batches go only to actors
   with nothing queued (queued behind a long batch one could wait while another actor
   runs dry; prefetch only hides milliseconds of shipping).
+- A page range of a split PDF goes only to an actor with nothing queued: its bytes are
+  in the object store already, so queueing it behind another batch saves nothing and
+  can leave a second actor idle (or still starting) while it waits.
 - A crash suspect (``Batch.solo``) runs alone, on an actor with nothing queued, and
   nothing is queued behind it: its death is its own.
 - Byte budget: no batch is sent while ``max_bytes_in_flight`` bytes are in flight
@@ -142,6 +145,11 @@ def pick_actor(actors: list[ActorRecord], batch: Batch, depth: int, batches_left
     """Where `batch` goes now, or None: it waits (and the batches behind it too)."""
     if batch.solo:
         return next((a for a in actors if a.state == UP and not a.queue), None)
+    if any(task.pages is not None for task in batch.tasks):
+        # A page range of a split PDF: seconds of work whose bytes are already in the
+        # object store (prefetching it saves nothing), so it never waits behind another
+        # batch while a second actor could take it, or is still starting up.
+        return next((a for a in actors if can_take(a, depth) and not a.queue), None)
     actor = least_loaded(actors, depth)
     if actor is not None and actor.queue and in_endgame(actors, batches_left, more_coming):
         return None  # the last batches wait for an actor with nothing queued

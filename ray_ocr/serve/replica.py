@@ -69,6 +69,44 @@ def _point_loaded_fonts_at(path: str) -> None:
             value._local_path = path
 
 
+class _PerThreadRandom:
+    """Stands in for the ``random`` module inside PaddleX's result modules: the same
+    functions, each thread drawing from its own generator.
+
+    PaddleX colours the boxes of a visualization (``ocrImage``, ...) with
+    ``random.seed(0)`` then ``random.randint`` on Python's global generator. In a Serve
+    replica other threads (Serve's own) draw from that generator between the two, so the
+    same input got other colours from request to request; with a generator per thread,
+    the seed and the draws stay together and the image is PaddleX's standalone one."""
+
+    def __init__(self):
+        import threading
+
+        self._local = threading.local()
+
+    def __getattr__(self, name):
+        import random
+
+        rng = getattr(self._local, "rng", None)
+        if rng is None:
+            rng = self._local.rng = random.Random()
+        return getattr(rng, name)
+
+
+def isolate_paddlex_random() -> list[str]:
+    """Give every loaded ``paddlex.inference`` module that uses the global ``random``
+    module a per-thread generator instead; returns the modules changed."""
+    import random
+
+    changed = []
+    stand_in = _PerThreadRandom()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("paddlex.inference") and getattr(module, "random", None) is random:
+            module.random = stand_in
+            changed.append(name)
+    return changed
+
+
 def paddlex_config_of(pipeline) -> dict:
     """The PaddleX config a paddleocr pipeline object was built from (its
     ``paddlex_config`` merged with its constructor arguments), via paddleocr's public
@@ -95,6 +133,7 @@ def build_replica_pipeline(spec: ReplicaSpec):
         from paddlex.inference.serving.infra import utils as serving_utils
 
         serving_utils.MAX_IMAGE_PIXELS = spec.max_image_pixels  # read at each call
+    isolate_paddlex_random()
     return pipeline, paddlex_config_of(pipeline)
 
 

@@ -78,8 +78,9 @@ Box = tuple  # (label, (x1, y1, x2, y2) page-relative in 0..1, score)
 
 
 def standin_dir(folder, model_name: str) -> Path:
-    """Where a stand-in for `model_name` goes inside `folder`."""
-    return Path(folder) / f"standin_{model_name}"
+    """Where a stand-in for `model_name` goes inside `folder` (absolute: the actors that
+    load it may run in another working directory)."""
+    return Path(folder).resolve() / f"standin_{model_name}"
 
 
 def _write_yml(model_dir: Path, config: dict) -> None:

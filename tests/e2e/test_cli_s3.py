@@ -4,39 +4,20 @@ JSONs and the run state there, and a rerun resumes from the bucket."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS, cli_params
+from tests.s3server import CREDENTIALS, moto_server, query
 
 pytestmark = pytest.mark.e2e
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1"}
-
-
 @pytest.fixture(scope="module")
 def s3_server():
-    pytest.importorskip("moto")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
-    proc.terminate()
-    proc.wait(timeout=30)
+    with moto_server() as port:
+        yield query(port)
 
 
 def s3(query, path=""):

@@ -44,5 +44,8 @@ def test_save_markdown_plumbing_with_the_standin(tmp_path):
     proc = run_cli("--pipeline", STANDIN, "--input_dir", str(inputs), "--output_dir", str(out),
                    "--device", "cpu", "--save", "markdown")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (out / "img_000.md").read_text().startswith("# img_000")
-    assert (out / "imgs" / "img_001_crop.txt").read_text() == "crop"
+    markdown = (out / "img_001.md").read_text()
+    assert markdown.startswith("# img_001")
+    # The file it links is named after its content (models/markdown.py), the link follows.
+    [crop] = (out / "imgs").glob("img_001_crop_*.txt")
+    assert crop.read_text() == "crop" and f"](imgs/{crop.name})" in markdown

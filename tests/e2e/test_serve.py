@@ -67,7 +67,7 @@ def _reference_config() -> dict:
 def reference():
     """PaddleX's own app, built as `paddlex --serve` builds it, in this process."""
     from ray_ocr.models.model_cache import seed_bundled_models
-    from ray_ocr.serve.replica import use_offline_font
+    from ray_ocr.serve.replica import isolate_paddlex_random, use_offline_font
 
     use_offline_font()  # the replicas pick the same font by the same rule
     seed_bundled_models()
@@ -78,6 +78,10 @@ def reference():
     config = _reference_config()
     engine_config = {"paddle_static": {"cpu_threads": 1, "mkldnn_cache_capacity": 10, "enable_cinn": False}}
     pipeline = create_pipeline(config=config, device="cpu", engine_config=engine_config)
+    # PaddleX colours visualizations from Python's global random generator, seeded per
+    # image; Ray's threads in this process draw from it too. A generator per thread (as
+    # in the replicas) keeps PaddleX's colours whatever other threads do.
+    isolate_paddlex_random()
     with TestClient(create_pipeline_app(pipeline, config), raise_server_exceptions=False) as client:
         yield client
     pipeline.close()
@@ -152,6 +156,16 @@ def _replicas_running() -> int:
     return int(app.deployments["PaddleXPipeline"].replica_states.get("RUNNING", 0))
 
 
+def _differences(a, b, path="") -> list[tuple[str, str, str]]:
+    """Where two JSON values differ: (path, a, b), values cut to 60 characters."""
+    if type(a) is not type(b) or not isinstance(a, (dict, list)):
+        return [] if a == b else [(path, str(a)[:60], str(b)[:60])]
+    if isinstance(a, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{path}.{k}")]
+    found = [(f"{path}#len", str(len(a)), str(len(b)))] if len(a) != len(b) else []
+    return found + [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
+
+
 def _without_log_id(body: dict) -> dict:
     return {k: v for k, v in body.items() if k != "logId"}
 
@@ -173,7 +187,13 @@ def test_same_result_as_paddlex_app(service, reference):
         w, h = want.json(), have.json()
         assert (h["errorCode"], h["errorMsg"]) == (0, "Success")
         assert set(h) == set(w) == {"logId", "errorCode", "errorMsg", "result"}
-        assert h["result"] == w["result"], name
+        if h["result"] != w["result"] and os.environ.get("DUMP_DIFF"):  # TEMP-DEBUG
+            for tag, body in (("want", w), ("have", h)):
+                for i, r in enumerate(body["result"]["ocrResults"]):
+                    for key in ("ocrImage", "inputImage"):
+                        if r.get(key):
+                            open(f"/tmp/serve_exp/{name}_{i}_{key}_{tag}.jpg", "wb").write(base64.b64decode(r[key]))
+        assert h["result"] == w["result"], f"{name}: {_differences(w['result'], h['result'])[:5]}"
     pdf = got[PARITY_PDF].json()["result"]
     assert pdf["dataInfo"]["type"] == "pdf" and pdf["dataInfo"]["numPages"] == 4
     assert len(pdf["ocrResults"]) == 4

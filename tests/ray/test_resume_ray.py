@@ -29,7 +29,7 @@ def test_a_rerun_with_other_parameters_is_refused_unless_it_overwrites(ray_clust
                     pipeline_params={"sleep_seconds": 0.01})
     message = str(refused.value)
     assert message.startswith(f"--output_dir {out}: its results were made with other settings")
-    assert "pipeline_params: {} -> {'sleep_seconds': 0.01}" in message
+    assert "pipeline_params.sleep_seconds: None -> 0.01" in message
     assert "--overwrite" in message and "--resume_anyway" in message
     assert len(_runs(out)) == 1  # neither the run with nothing to do nor the refused one adds a line
 

@@ -36,6 +36,10 @@ def test_changes_are_named_against_what_made_the_finished_results(tmp_path):
     assert manifest.settings_changes(SEAL, ids) == []  # the last run's settings do not matter
     assert manifest.settings_changes(OCR, ids) == ["pipeline: 'SealRecognition' -> 'OCR'"]
     assert manifest.settings_changes({**SEAL, "pipeline_params": {}}, ids) == [
-        "pipeline_params: {'text_det_thresh': 0.3} -> {}"]
+        "pipeline_params.text_det_thresh: 0.3 -> None"]
+    # A long parameter list: only what differs is named.
+    many = {**SEAL, "pipeline_params": {"text_det_thresh": 0.4, "lang": "en"}}
+    assert manifest.settings_changes(many, ids) == ["pipeline_params.lang: None -> 'en'",
+                                                    "pipeline_params.text_det_thresh: 0.3 -> 0.4"]
     assert manifest.settings_changes(OCR, {None}) == []  # records from before settings ids
     assert manifest.settings_changes(OCR, {"0123456789ab"}) == ["settings 0123456789ab (not in ray_ocr_run.jsonl)"]

@@ -62,6 +62,21 @@ def test_only_actors_that_are_up_take_batches(state):
     assert pick_actor([a], batch(solo=True), DEPTH, batches_left=10, more_coming=True) is None
 
 
+# -- page ranges of a split PDF -------------------------------------------------------
+def test_a_pdf_part_waits_for_an_actor_with_nothing_queued():
+    """Even early in a run: queued behind part 1 on `a`, part 2 would wait there while
+    `b` (busy for a moment, or still starting) would soon be free."""
+    part = Batch(1, [Task("doc.pdf", (2, 3))])
+    a, b = actors(1, 1)
+    assert pick_actor([a, b], part, DEPTH, batches_left=50, more_coming=True) is None
+    assert pick_actor([a, b], batch(), DEPTH, batches_left=50, more_coming=True) is a  # a whole file may queue
+    b.queue.clear()
+    assert pick_actor([a, b], part, DEPTH, batches_left=50, more_coming=True) is b
+    a, = actors(1)
+    starting = ActorRecord("s", state=STARTING)
+    assert pick_actor([a, starting], part, DEPTH, batches_left=1, more_coming=False) is None
+
+
 # -- endgame ----------------------------------------------------------------------------
 def test_endgame_the_last_batches_wait_for_an_actor_with_nothing_queued():
     a, b = actors(1, 1)  # a long batch on a, a short one on b; one batch left
