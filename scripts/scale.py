@@ -385,6 +385,9 @@ def run_listing(args, work: Path) -> list[dict]:
     from moto.s3.models import s3_backends
     from moto.server import ThreadedMotoServer
 
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request on stderr
     port = s3server.free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

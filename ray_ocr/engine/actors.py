@@ -52,11 +52,6 @@ class PipelineActor:
     def ready(self) -> tuple[WorkerInfo, str | None]:
         return self._worker, self._build_error
 
-    def __ray_shutdown__(self) -> None:
-        """Ray calls this when the actor exits gracefully (not after ray.kill)."""
-        if self._runner is not None:
-            self._runner.close()
-
     def process(self, batch_id: int, items: list[InputItem]) -> BatchResult:
         started = time.perf_counter()
         if self._runner is None:

@@ -124,6 +124,10 @@ class Driver:
         cfg = self.config
         if cfg.device.kind == "auto":
             self.summary.device = resolve_device_kind(cfg.device, cluster)
+        if self.actors_write and not is_uri(cfg.output_dir) and not cluster.embedded:
+            raise UsageError(f"--write_outputs actors: --output_dir {cfg.output_dir} is a folder of this machine, "
+                             "and the actors run on other nodes; give file:///path for a folder mounted on "
+                             "every node, or a URI")
         actors = start_pipeline_actors(cluster, self.spec, cfg)
         logger.info("results written by the %s (%s)", "actors" if self.actors_write else "driver", self.why_writers)
         self.progress = Progress(self.plan.todo_total, interval=cfg.progress_interval,

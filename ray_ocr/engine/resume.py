@@ -14,7 +14,7 @@ import logging
 from typing import Callable, Iterator
 
 from ray_ocr.errors import UsageError
-from ray_ocr.io.outputs import assign_output_bases
+from ray_ocr.io.outputs import BaseClaims, assign_output_bases
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +30,9 @@ class InputPlan:
         self.skipped = 0
         self.todo_total: int | None = None  # known once the last folder is listed
         self.on_total: Callable[[int], None] | None = None
-        # An --input_list is grouped as listed, not by folder: output bases already
-        # taken by an earlier group (a later x.png after x.jpg) go by full file name.
-        self.claimed: set[str] | None = set() if getattr(config, "input_list", None) else None
+        # An --input_list is grouped as listed, not by folder: a base (or a PDF's page
+        # names) an earlier group took goes to a later input by its full file name.
+        self.claims = BaseClaims() if getattr(config, "input_list", None) else None
 
     def keys(self) -> Iterator[str]:
         """The keys to run, lazily, folder by folder, skipping finished ones."""
@@ -54,9 +54,8 @@ class InputPlan:
 
     def _todo(self, group: list[str], finished: dict[str, list[str]]) -> list[str]:
         bases = assign_output_bases(group)
-        if self.claimed is not None:
-            bases = {key: key if base in self.claimed else base for key, base in bases.items()}
-            self.claimed.update(bases.values())
+        if self.claims is not None:
+            bases = {key: self.claims.settle(key, base) for key, base in bases.items()}
         self.bases.update(bases)
         self.files += len(group)
         candidates = {key: finished[key] for key in group if key in finished}

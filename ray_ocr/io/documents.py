@@ -9,6 +9,7 @@ PaddleX's reader does (``IMREAD_COLOR``, BGR); PDF pages render through PaddleX'
 from __future__ import annotations
 
 import io
+import threading
 from typing import Iterator
 
 DEFAULT_MAX_IMAGE_PIXELS = 178_956_970  # PaddleX's limit for rendered PDF pages.
@@ -63,14 +64,18 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
 
     # Pillow refuses to even open an image above twice its own pixel limit: that check
     # is off here (only the header is read), and --max_image_pixels applies instead.
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.size
-    except Exception:
-        return None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+    with _PILLOW_LIMIT_OFF:  # the limit is Pillow's global: one thread at a time
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
+        except Exception:
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
+_PILLOW_LIMIT_OFF = threading.Lock()
 
 
 def decode_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS):

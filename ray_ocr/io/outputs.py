@@ -69,6 +69,31 @@ def assign_output_bases(keys: Iterable[str]) -> dict[str, str]:
     return bases
 
 
+class BaseClaims:
+    """Output bases already given out, for inputs named group by group in an order that
+    is not the folder's (``--input_list``): a later input whose base, or whose pages'
+    names, would meet an earlier one's goes by its full file name, as a clash within
+    one folder does. Keeps every base given out (the caller's run already keeps keys)."""
+
+    def __init__(self):
+        self.bases: set[str] = set()
+        self.paged: set[str] = set()  # bases of PDFs/TIFFs: their pages are <base>_<n>
+        self.page_like: set[str] = set()  # X of every base of the form X_<n>
+
+    def settle(self, key: str, base: str) -> str:
+        paged = os.path.splitext(key)[1].lower() in _PAGED_SUFFIXES
+        match = _PAGE_NAME.fullmatch(base)
+        if base in self.bases or (paged and base in self.page_like) or (match and match.group(1) in self.paged):
+            base = key  # the full file name, folder included
+            match = _PAGE_NAME.fullmatch(base)
+        self.bases.add(base)
+        if paged:
+            self.paged.add(base)
+        if match:
+            self.page_like.add(match.group(1))
+        return base
+
+
 def output_relpath(base: str, page_index: int | None) -> str:
     return f"{base}.json" if page_index is None else f"{base}_{page_index}.json"
 

@@ -85,6 +85,11 @@ class UriFolder:
         self.uri = uri
         self.query = parts.query
         self.display_root = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        # Object stores have no folders to make (a "folder" would be an extra marker
+        # object per write); a filesystem such as HDFS does, once per folder.
+        self._makes_folders = parts.scheme not in ("s3", "gs", "gcs")
+        self._made: set[str] = set()
+        self._listings: dict[str, set[str]] = {}  # output folder -> names, for the resume check
 
     @property
     def _fs_root(self):
@@ -110,20 +115,24 @@ class UriFolder:
         fs, _ = self._fs_root
         path = self._path(rel)
         parent = path.rsplit("/", 1)[0]
-        fs.create_dir(parent, recursive=True)
+        if self._makes_folders and parent not in self._made:
+            fs.create_dir(parent, recursive=True)
+            self._made.add(parent)
         with fs.open_output_stream(path) as stream:
             stream.write(data)
 
     def exists_all(self, rels: Iterable[str]) -> set[str]:
-        """Which of `rels` exist: one listing per folder they are in (the resume check
-        asks folder by folder, so nothing is listed twice and nothing is held)."""
+        """Which of `rels` exist: one listing per folder they are in, kept for the run
+        (an --input_list may ask about one folder many times)."""
         by_folder: dict[str, list[str]] = {}
         for rel in rels:
             by_folder.setdefault(rel.rpartition("/")[0], []).append(rel)
         present = set()
         for folder, wanted in by_folder.items():
-            listing = self._list_dir(folder, lambda key: True)
-            present.update(set(wanted) & set(listing[0] if listing else ()))
+            if folder not in self._listings:
+                listing = self._list_dir(folder, lambda key: True)
+                self._listings[folder] = set(listing[0] if listing else ())
+            present.update(set(wanted) & self._listings[folder])
         return present
 
     def groups(self, pattern: str, exclude_dir: str | None = None,

@@ -127,12 +127,15 @@ def seed_bundled_fonts() -> list[str]:
     seeded = []
     for name in CJK_FONT_NAMES:
         target = folder / name
-        if not target.exists():
-            try:
-                target.symlink_to(font)
-            except FileExistsError:  # another actor on this node was first
-                continue
-            seeded.append(name)
+        if target.exists():
+            continue
+        if os.path.lexists(target):
+            target.unlink(missing_ok=True)  # a link left dangling (the venv moved)
+        try:
+            target.symlink_to(font)
+        except FileExistsError:  # another actor on this node was first
+            continue
+        seeded.append(name)
     return seeded
 
 

@@ -150,11 +150,6 @@ class PipelineRunner:
         self._outputs = None  # the output folder, when this runner writes its results
         _freeze_long_lived_objects()
 
-    def close(self) -> None:
-        close = getattr(self.pipeline, "close", None)
-        if callable(close):
-            close()
-
     def process_batch(self, items: list[InputItem]) -> list[FileResult]:
         results = [self._written(item, self.process_file(item)) for item in items]
         self._batches += 1

@@ -30,10 +30,11 @@ def use_offline_font() -> str | None:
 
     PaddleX downloads its font (simfang.ttf, ...) into ``$PADDLE_PDX_CACHE_HOME/fonts``
     the first time it draws text; offline every drawing retries the download (a 4-page
-    PDF took 97 s instead of 45 s). When neither the user set
-    ``PADDLE_PDX_LOCAL_FONT_FILE_PATH`` nor the font is cached, point that variable (PaddleX's
-    own switch) at a local font. Must run before paddlex is imported in this process.
-    Returns the font set, or None.
+    PDF took 97 s instead of 45 s). ``seed_bundled_models`` links the bundled Noto Sans
+    CJK there (the ``models`` extra); this is the fallback without it: when neither the
+    user set ``PADDLE_PDX_LOCAL_FONT_FILE_PATH`` nor the font is cached, point that
+    variable (PaddleX's own switch) at a local font. Must run before paddlex is imported
+    in this process. Returns the font set, or None.
     """
     from ray_ocr.models.model_cache import paddlex_cache_dir
 
@@ -122,9 +123,11 @@ def paddlex_config_of(pipeline) -> dict:
 
 def build_replica_pipeline(spec: ReplicaSpec):
     """(paddleocr pipeline, its PaddleX config) for one replica."""
+    from ray_ocr.models.model_cache import seed_bundled_models
     from ray_ocr.models.runner import build_pipeline
 
-    use_offline_font()
+    seed_bundled_models()  # first: it links the bundled CJK font under PaddleX's names
+    use_offline_font()  # before paddlex is imported: only if no font is cached still
     os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
     pipeline = build_pipeline(spec.runner)
     if getattr(pipeline, "paddlex_pipeline", None) is None:

@@ -26,9 +26,7 @@ def runner():
         device="cpu",
         cpu_threads=2,
     )
-    runner = PipelineRunner(spec)
-    yield runner
-    runner.close()
+    return PipelineRunner(spec)
 
 
 def item(path, key=None):
@@ -82,7 +80,6 @@ def test_encrypted_pdf_with_password(runner):
 
     other = PipelineRunner(dataclasses.replace(runner.spec, pdf_password="openpassword"))
     [result] = other.process_batch([item(BAD / "encrypted_rc4_libreoffice-writer-password.pdf")])
-    other.close()
     assert result.ok and result.page_count == 1 and result.pages[0].page_index == 0
 
 

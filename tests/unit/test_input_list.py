@@ -71,3 +71,24 @@ def test_a_later_input_whose_output_base_is_taken_goes_by_full_name(tmp_path):
     assert list(plan.keys()) == ["x.jpg", "other/o.png", "x.png", "y.jpg", "y.png"]
     assert plan.bases == {"x.jpg": "x", "other/o.png": "other/o", "x.png": "x.png",
                           "y.jpg": "y.jpg", "y.png": "y.png"}  # y.*: one group, the folder rule
+
+
+def test_a_pdfs_pages_and_a_later_image_named_like_a_page_never_share_a_file(tmp_path):
+    """x.pdf writes x_0.json, x_1.json...; x_0.png, listed in a later group, would write
+    x_0.json too: it goes by its full name. Likewise the other way round."""
+    from ray_ocr.engine.resume import InputPlan
+    from ray_ocr.io.storage import LocalFolder
+
+    names = ["x.pdf", "o/z.png", "x_0.png", "y_3.png", "o/w.png", "y.pdf"]
+    docs = _tree(tmp_path / "docs", names)
+    listing = tmp_path / "l.txt"
+    listing.write_text("\n".join(f"{docs}/{n}" for n in names))
+
+    class Config:
+        overwrite, resume_anyway, input_glob_pattern, follow_symlinks = True, False, "*", False
+        input_list = str(listing)
+
+    plan = InputPlan(Config, InputList(str(listing)), LocalFolder(str(tmp_path / "out")), None, {})
+    assert list(plan.keys()) == names
+    assert plan.bases == {"x.pdf": "x", "o/z.png": "o/z", "x_0.png": "x_0.png", "y_3.png": "y_3",
+                          "o/w.png": "o/w", "y.pdf": "y.pdf"}
