@@ -81,7 +81,7 @@ def _predict(config: PredictConfig, paths: Iterator[str]) -> Iterator[Prediction
         for result in results:
             reader.settle(result, [], 1)  # a split PDF's bytes go once its last part is back
             if not result.ok:
-                failure = result.failure if result.subset is None else label_part_failure(result)
+                failure = result.failure if result.page_range is None else label_part_failure(result)
                 ready.append(Prediction(result.key, None, None, failure))
             for page in result.pages:
                 ready.append(Prediction(result.key, page.page_index, json.loads(page.json_text)))

@@ -16,15 +16,15 @@ class Task:
     page indexes) when a long PDF is split across actors."""
 
     key: str
-    pages: tuple[int, ...] | None = None
+    page_range: tuple[int, ...] | None = None
 
     @property
     def pages_label(self) -> str:
         """``pages 4-6`` (page_index, from 0), as messages name a part."""
-        return "" if self.pages is None else f"pages {self.pages[0]}-{self.pages[-1]}"
+        return "" if self.page_range is None else f"pages {self.page_range[0]}-{self.page_range[-1]}"
 
     def __str__(self) -> str:
-        return self.key if self.pages is None else f"{self.key} ({self.pages_label})"
+        return self.key if self.page_range is None else f"{self.key} ({self.pages_label})"
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class InputItem:
     """One input file, as shipped to an actor: its bytes, never a path to read.
 
     `key` is the path relative to the input root (POSIX separators), `source_path`
-    is what the output JSON names as ``input_path``. `pages` restricts a PDF to some
+    is what the output JSON names as ``input_path``. `page_range` restricts a PDF to some
     page indexes (None: all pages). With `uri_root` set, `data` is empty and the actor
     reads the bytes itself from that folder URI (every node can read it). The parts of
     a split PDF share one copy of its bytes: `data` is then a reference to them in
@@ -42,13 +42,13 @@ class InputItem:
     key: str
     source_path: str
     data: Any
-    pages: tuple[int, ...] | None = None
+    page_range: tuple[int, ...] | None = None
     uri_root: str | None = None
     output_base: str | None = None  # set when the actor writes its outputs: their name (io/outputs.py)
 
     @property
     def task(self) -> Task:
-        return Task(self.key, self.pages)
+        return Task(self.key, self.page_range)
 
     @property
     def nbytes(self) -> int:
@@ -93,7 +93,7 @@ class FileResult:
     warnings: tuple[str, ...] = ()
     page_count: int | None = None
     seconds: float = 0.0
-    subset: tuple[int, ...] | None = None  # the pages asked for, when this is one part of a PDF
+    page_range: tuple[int, ...] | None = None  # the pages asked for, when this is one part of a PDF
     # Set when the actor wrote the outputs itself: what it wrote (its pages then carry
     # no JSON), a receipt for the driver's manifest.
     outputs: tuple[str, ...] | None = None
@@ -104,7 +104,7 @@ class FileResult:
 
     @property
     def task(self) -> Task:
-        return Task(self.key, self.subset)
+        return Task(self.key, self.page_range)
 
 
 @dataclass(frozen=True)

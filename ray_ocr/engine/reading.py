@@ -47,9 +47,9 @@ class InputReader:
 
     def _read(self, task: Task) -> InputItem | FileResult | list[InputItem]:
         key = task.key
-        if task.pages is not None:  # a part of a split PDF, again (its actor died)
+        if task.page_range is not None:  # a part of a split PDF, again (its actor died)
             split = self.splits[key]
-            return InputItem(key=key, source_path=split.source_path, data=split.data, pages=task.pages)
+            return InputItem(key=key, source_path=split.source_path, data=split.data, page_range=task.page_range)
         path = self.folder.display(key)
         if self.folder.actor_reads and not (self.pages_per_task > 0 and key.lower().endswith(".pdf")):
             return InputItem(key=key, source_path=path, data=b"", uri_root=self.folder.uri)
@@ -70,13 +70,13 @@ class InputReader:
             split = self.splits[key] = SplitDocument(key, path, ray.put(data), page_count)
         split.expect(parts)
         logger.debug("%s: %d pages in %d parts", key, page_count, len(parts))
-        return [InputItem(key=key, source_path=path, data=split.data, pages=part.pages) for part in parts]
+        return [InputItem(key=key, source_path=path, data=split.data, page_range=part.page_range) for part in parts]
 
     def settle(self, result: FileResult, outputs: list[str], attempts: int
                ) -> tuple[FileResult, list[str], int] | None:
         """A whole input's (result, outputs, attempts): at once for a whole file; for a
         part, None until its document's last part is in (then its bytes are dropped)."""
-        if result.subset is None:
+        if result.page_range is None:
             return result, outputs, attempts
         split = self.splits[result.key]
         whole = split.add(result, outputs, attempts)

@@ -145,7 +145,7 @@ def pick_actor(actors: list[ActorRecord], batch: Batch, depth: int, batches_left
     """Where `batch` goes now, or None: it waits (and the batches behind it too)."""
     if batch.solo:
         return next((a for a in actors if a.state == UP and not a.queue), None)
-    if any(task.pages is not None for task in batch.tasks):
+    if any(task.page_range is not None for task in batch.tasks):
         # A page range of a split PDF: seconds of work whose bytes are already in the
         # object store (prefetching it saves nothing), so it never waits behind another
         # batch while a second actor could take it, or is still starting up.
@@ -191,7 +191,7 @@ def crash_record(task: Task, tries: int, exc: BaseException) -> FileResult:
     failure = Failure(key=task.key, stage="crash", error_type=type(exc).__name__,
                       message=f"the pipeline process died on each of {tries} tries ({first_line(exc)})",
                       attempts=tries)
-    return FileResult(key=task.key, failure=failure, subset=task.pages)
+    return FileResult(key=task.key, failure=failure, page_range=task.page_range)
 
 
 def stall_warning_due(waited: float, warned: int) -> bool:

@@ -79,8 +79,8 @@ class RunSummary:
             "actor": result.worker.actor_name,
             "t": round(time.perf_counter() - self.started, 3),
             "seconds": round(result.seconds, 3),  # the batch's time on its actor
-            "files": sum(1 for f in result.files if f.subset is None),
-            "parts": sum(1 for f in result.files if f.subset is not None),
+            "files": sum(1 for f in result.files if f.page_range is None),
+            "parts": sum(1 for f in result.files if f.page_range is not None),
             "pages": sum(len(f.pages) for f in result.files),
             "rss_mb": round(result.rss_mb, 1),
         })

@@ -208,5 +208,5 @@ def write_result(folder, result, base: str) -> tuple[object, list[str]]:
             outputs.append(rel)
     except (OSError, ValueError) as exc:
         failure = Failure(key=result.key, stage="write", error_type=type(exc).__name__, message=first_line(exc))
-        return FileResult(key=result.key, failure=failure, subset=result.subset), []
+        return FileResult(key=result.key, failure=failure, page_range=result.page_range), []
     return result, outputs

@@ -204,13 +204,13 @@ class PipelineRunner:
             warnings=tuple(warnings),
             page_count=page_count,
             seconds=time.perf_counter() - started,
-            subset=item.pages,
+            page_range=item.page_range,
         )
 
     def _failed(self, item: InputItem, stage: str, kind: str, message: str, started: float) -> FileResult:
         failure = Failure(key=item.key, stage=stage, error_type=kind, message=message)
         return FileResult(key=item.key, failure=failure, seconds=time.perf_counter() - started,
-                          subset=item.pages)
+                          page_range=item.page_range)
 
     def _pages(
         self, item: InputItem, kind: str, warnings: list[str]
@@ -219,7 +219,7 @@ class PipelineRunner:
         if kind == "empty":
             raise DocumentError("read", "empty file")
         if kind == "pdf":
-            yield from iter_pdf_pages(item.data, item.pages, self.spec.pdf_password, limit)
+            yield from iter_pdf_pages(item.data, item.page_range, self.spec.pdf_password, limit)
         elif kind == "tiff":
             yield from iter_tiff_pages(item.data, limit)
         else:

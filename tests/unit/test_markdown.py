@@ -92,7 +92,7 @@ def test_a_document_markdown_waits_for_every_page_in_any_order(tmp_path):
     def part(key, *pages):
         return FileResult(key=key, pages=tuple(PageOutput(i, "{}", (), {"markdown_texts": f"page {i}",
                                                                           "page_continuation_flags": [True, True]})
-                                               for i in pages), subset=pages)
+                                               for i in pages), page_range=pages)
 
     documents = DocumentMarkdown(LocalFolder(str(tmp_path)), {"a.pdf": "sub/a", "b.pdf": "b"}, "MyPipeline")
     documents.add(part("a.pdf", 2, 3))  # the second part first

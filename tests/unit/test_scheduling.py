@@ -206,7 +206,7 @@ def test_a_poison_task_is_quarantined_after_exactly_max_attempts_deaths():
 
 def test_crash_record():
     result = crash_record(Task("doc.pdf", (4, 5, 6)), 3, RuntimeError("worker died\nmore detail"))
-    assert result.key == "doc.pdf" and result.subset == (4, 5, 6) and not result.ok
+    assert result.key == "doc.pdf" and result.page_range == (4, 5, 6) and not result.ok
     failure = result.failure
     assert (failure.stage, failure.error_type, failure.attempts) == ("crash", "RuntimeError", 3)
     assert failure.message == "the pipeline process died on each of 3 tries (worker died)"
