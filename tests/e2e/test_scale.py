@@ -42,12 +42,6 @@ def test_scale_quick_writes_every_file_once_and_reports_its_rates(tmp_path):
     assert 0 < run["driver_cpu_seconds"] < run["wall_seconds"] * report["machine"]["cores"]
     assert run["driver_cpu_ms_per_file"] == pytest.approx(1000 * run["driver_cpu_seconds"] / 2000, rel=0.01)
     assert run["actors_busy_seconds"] > 0
-    # --modes, --listing are opt-in: --quick runs the default mode only, and says so
-    assert run["mode"] == "default"
-    steady_ms = run["driver_steady_cpu_ms_per_file"]
-    assert steady_ms is None or 0 <= steady_ms <= run["driver_cpu_ms_per_file"] * 2000
-    assert report["modes"] == [] and report["capacity"] is None and report["listing"] == []
-    assert report["settings"]["modes"] == [] and report["settings"]["uri_size"] == 200
     assert report["scaling"] == []  # one size: nothing to compare
     assert report["target"]["size"] == 2000
     assert "steady" in stdout and "2000" in stdout and "target at 2000 files" in stdout
@@ -75,31 +69,3 @@ def test_exactly_once_check_names_each_kind_of_problem(tmp_path, monkeypatch):
     assert "1 unexpected JSONs" in problems and "stray.json" in problems
     assert "manifest: 3 lines, 2 keys, 2 done" in problems
     assert "1 temporary files" in problems
-
-
-def test_modes_and_listing_options_parse(monkeypatch):
-    """--modes takes 'all' or a comma list of the four modes (kept in MODES' order), and
-    --quick keeps the s3 modes CI-sized."""
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    import scale
-    args = scale.parse_args(["--modes", "s3-actors,local-driver", "--listing", "10_000,100000", "--quick"])
-    assert args.modes == ["local-driver", "s3-actors"] and args.listing == [10_000, 100_000]
-    assert args.uri_size == 200 and args.sizes == [2000]
-    assert scale.parse_args(["--modes", "all"]).modes == list(scale.MODES)
-    assert scale.parse_args([]).uri_size == 1000
-    with pytest.raises(SystemExit):
-        scale.parse_args(["--modes", "s3-everything"])
-
-
-def test_mode_summary_rates_against_capacity_and_targets(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    import scale
-    runs = [{"mode": "local-actors", "ok": True, "size": 1000, "steady_files_per_second": 900.0,
-             "driver_steady_cpu_ms_per_file": 0.04},
-            {"mode": "s3-actors", "ok": True, "size": 200, "steady_files_per_second": 80.0,
-             "driver_steady_cpu_ms_per_file": 0.2, "capacity_ratio": 0.8},
-            {"mode": "s3-driver", "ok": False, "size": 200}]
-    rows = {row["mode"]: row for row in scale.mode_summary(runs, {"puts_per_second": 100.0})}
-    assert set(rows) == {"local-actors", "s3-actors"}  # a failed run is not summarised
-    assert rows["local-actors"]["driver_cpu_met"] is True and "capacity_met" not in rows["local-actors"]
-    assert rows["s3-actors"]["driver_cpu_met"] is False and rows["s3-actors"]["capacity_met"] is True
