@@ -1,4 +1,4 @@
-"""examples/kuberay: the RayJob and RayService manifests against KubeRay's own CRD schemas,
+"""examples/kuberay: the RayJob manifest against KubeRay's own CRD schemas,
 their key choices, and the image's Dockerfile against the launcher configs.
 
 The schemas are the OpenAPI v3 schemas of KubeRay's CustomResourceDefinitions
@@ -11,7 +11,6 @@ ignored. No cluster, no Ray: yaml and jsonschema only.
 
 from __future__ import annotations
 
-import ast
 import functools
 import re
 import shlex
@@ -27,10 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 KUBERAY = REPO.parent / "shared" / "kuberay"
 EXAMPLES = REPO / "examples" / "kuberay"
 RAYJOB = EXAMPLES / "rayjob.yaml"
-RAYSERVICE = EXAMPLES / "rayservice.yaml"
 DOCKERFILE = EXAMPLES / "Dockerfile"
-SERVE_APP = REPO / "ray_ocr" / "serve" / "app.py"
-SERVE_PLAN = REPO / "ray_ocr" / "serve" / "plan.py"
 
 
 def _strict(schema):
@@ -68,11 +64,6 @@ def validate(manifest: dict, filename: str) -> None:
 @pytest.fixture(scope="module")
 def rayjob() -> dict:
     return yaml.safe_load(RAYJOB.read_text())
-
-
-@pytest.fixture(scope="module")
-def rayservice() -> dict:
-    return yaml.safe_load(RAYSERVICE.read_text())
 
 
 def _containers(cluster_spec: dict) -> list[dict]:
@@ -123,40 +114,6 @@ def test_rayjob_runs_ray_ocr_on_the_gpus_and_goes_away(rayjob):
 
 
 # --- RayService ------------------------------------------------------------------------
-
-
-def test_rayservice_is_valid_for_kuberay(rayservice):
-    assert (rayservice["apiVersion"], rayservice["kind"]) == ("ray.io/v1", "RayService")
-    validate(rayservice, "ray.io_rayservices.yaml")
-    _assert_cluster_choices(rayservice["spec"]["rayClusterConfig"])
-
-
-def _module_functions(path: Path) -> set[str]:
-    return {node.name for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)}
-
-
-def _serve_option_names() -> set[str]:
-    """ServeOptions' fields, read from the source (importing it would import Ray)."""
-    tree = ast.parse(SERVE_PLAN.read_text())
-    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "ServeOptions"]
-    return {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
-
-
-def test_rayservice_deploys_ray_ocr_serve(rayservice):
-    config = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
-    apps = {app["name"]: app for app in config["applications"]}
-    ocr = apps["ray_ocr"]
-    assert ocr["import_path"] == "ray_ocr.serve.app:build_app" and ocr["route_prefix"] == "/"
-    assert ocr["args"]["pipeline"] == "OCR" and ocr["args"]["device"] == "gpu"
-    assert isinstance(ocr["args"]["params"], dict)
-    health = apps["ray_ocr_health"]
-    assert health["import_path"] == "ray_ocr.serve.app:build_health_app"
-    assert health["route_prefix"] == "/health" and health["args"]["app_name"] == "ray_ocr"
-    if not (SERVE_APP.is_file() and SERVE_PLAN.is_file()):
-        pytest.skip("ray_ocr.serve is not in this checkout yet")
-    assert {"build_app", "build_health_app"} <= _module_functions(SERVE_APP)
-    known = _serve_option_names() | {"param", "params_file"}
-    assert set(ocr["args"]) <= known, set(ocr["args"]) - known
 
 
 # --- the image ----------------------------------------------------------------------------
