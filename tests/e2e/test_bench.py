@@ -115,19 +115,14 @@ def test_a_variant_that_writes_other_outputs_is_a_problem(monkeypatch):
     assert not [p for p in problems if p.startswith(("direct", "multiprocess run 1"))]
 
 
-def test_long_pdf_form_splits_the_pdf_across_the_actors(tmp_path):
-    """`--long_pdf`: one PDF of N pages and 4 images; ray_ocr runs the PDF as page-range
-    tasks on both actors, and writes what the whole-file multi-process variant writes."""
-    pages = 6
-    report, stdout = run_bench(tmp_path / "long.json", "--long_pdf", str(pages), "--variants", "multiprocess,ray_ocr")
-    assert report["problems"] == [] and "every variant wrote the same JSON files" in stdout
-    settings = report["settings"]
-    assert settings["long_pdf"] == pages and settings["pdfs"] == 1 and settings["images"] == 4
-    assert settings["pages"] == pages + 4
-    ray, mp = report["variants"]["ray_ocr"], report["variants"]["multiprocess"]
-    assert ray["pages"] == mp["pages"] == pages + 4
-    assert mp["x_multiprocess_wall"] == 1.0 and ray["x_multiprocess_wall"] > 0
-    parts = -(-pages // DEFAULT_PAGES_PER_TASK)
-    assert sum(a["batches"] for a in ray["actors"].values()) == parts + 4  # batch size 1
-    assert all(a["batches"] >= 1 for a in ray["actors"].values()) and len(ray["actors"]) == 2
-    assert "x mp wall" in stdout
+def test_long_pdf_form_is_one_long_pdf_and_four_images(tmp_path, monkeypatch):
+    """`--long_pdf N`'s inputs (the variants then run them as they run --quick's, and
+    how a long PDF's parts spread over the actors is tested in tests/ray/test_page_split_ray.py
+    and tests/ray/test_api_ray.py)."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import bench
+
+    inputs = bench.make_long_pdf(7, tmp_path / "in")
+    assert len(inputs) == 5 and inputs[0].suffix == ".pdf" and all(p.suffix != ".pdf" for p in inputs[1:])
+    assert [bench.count_pages(p) for p in inputs] == [7, 1, 1, 1, 1]
+    assert len({p.name for p in inputs}) == 5 and all(p.parent == tmp_path / "in" for p in inputs)
