@@ -1,0 +1,190 @@
+"""The Ray Serve application: PaddleX's own serving app for one pipeline, per replica.
+
+How PaddleX's server is built (paddlex/paddlex_cli.py ``serve``): it loads a pipeline
+config, ``create_pipeline(config=...)``, then
+``paddlex.inference.serving.basic_serving.create_pipeline_app(pipeline, config)``, which
+picks the pipeline's module in ``basic_serving/_pipeline_apps`` (``OCR`` -> ``ocr.py``)
+and returns a FastAPI app: the endpoint (``POST /ocr``), its pydantic schemas
+(``serving/schemas/ocr.py``), the ``logId/errorCode/errorMsg/result`` envelope, the error
+handlers (422 for validation and unreadable files, 500 otherwise) and ``GET /health``.
+Pipeline calls go through PaddleX's ``PipelineWrapper``, which runs them one at a time on
+one thread (``PADDLE_PDX_SERVING_SERIAL_PIPELINE_CALLS``, on by default): Paddle's
+predictors are not thread-safe, and PaddleX already serializes them.
+
+What ray_ocr adds, without copying any of it:
+
+- ``PaddleXPipelineServer``: a Serve deployment whose replica builds the pipeline once
+  with ray_ocr's runner (``build_pipeline``: bundled models seeded, offline settings,
+  ``cpu_threads``), then hands PaddleX's ``create_pipeline_app`` the PaddleX pipeline
+  inside it (``paddleocr``'s classes wrap one: ``.paddlex_pipeline``) and the merged
+  PaddleX config (``export_paddlex_config_to_yaml``). Serve mounts that app
+  (``@serve.ingress()`` with ``__serve_build_asgi_app__``: the app is made after the
+  replica's constructor, around its own pipeline) and runs its lifespan.
+- A response header ``x-ray-ocr-replica`` naming the replica that answered.
+- ``HealthServer``: ``GET /health`` as a second application that needs no resources, so
+  it answers (503 with PaddleX's envelope) while the pipeline replicas are starting.
+- Placement as batch runs: engine/placement.py's plan gives each replica's CPU/GPU share
+  and ``cpu_threads``, and the number of replicas the cluster holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+
+from ray import serve
+
+from ray_ocr.serve.plan import (  # noqa: F401 - re-exported
+    APP_NAME,
+    DEFAULT_MAX_ONGOING_REQUESTS,
+    DEFAULT_PORT,
+    DEPLOYMENT_NAME,
+    HEALTH_APP_NAME,
+    HEALTH_DEPLOYMENT_NAME,
+    REPLICA_HEADER,
+    DeploymentPlan,
+    ReplicaSpec,
+    ServeOptions,
+    load_pipeline_config,
+    plan_deployment,
+)
+from ray_ocr.serve.replica import ReplicaHeader, build_replica_pipeline, use_offline_font, warm_up  # noqa: F401
+
+logger = logging.getLogger(__name__)
+
+
+@serve.deployment(name=DEPLOYMENT_NAME)
+@serve.ingress()
+class PaddleXPipelineServer:
+    """One replica: one pipeline, behind PaddleX's own serving app for it."""
+
+    def __init__(self, spec: ReplicaSpec):
+        from ray_ocr.models.runner import _freeze_long_lived_objects
+
+        started = time.perf_counter()
+        self._pipeline, self._paddlex_config = build_replica_pipeline(spec)
+        if spec.warmup:
+            warm_up(self._pipeline.paddlex_pipeline)
+        _freeze_long_lived_objects()  # as batch actors do: full GCs stop walking the models
+        try:
+            self._replica = serve.get_replica_context().replica_id.unique_id
+        except Exception:  # outside Serve (tests of the class itself)
+            self._replica = f"pid{os.getpid()}"
+        logger.info("replica %s: %s ready in %.1f s", self._replica, self._paddlex_config.get("pipeline_name"),
+                    time.perf_counter() - started)
+
+    def __serve_build_asgi_app__(self):
+        from paddlex.inference.serving.basic_serving import create_pipeline_app
+
+        app = create_pipeline_app(self._pipeline.paddlex_pipeline, self._paddlex_config)
+        app.add_middleware(ReplicaHeader, value=self._replica)
+        return app
+
+
+# -- /health ---------------------------------------------------------------------------
+
+
+def _envelope(code: int, message: str) -> dict:
+    """PaddleX's no-result response (serving/infra/models.py AIStudioNoResultResponse)."""
+    return {"logId": str(uuid.uuid4()), "errorCode": code, "errorMsg": message}
+
+
+@serve.deployment(name=HEALTH_DEPLOYMENT_NAME, num_replicas=1, max_ongoing_requests=64,
+                  ray_actor_options={"num_cpus": 0})
+class HealthServer:
+    """``GET /health``: PaddleX's answer (200, errorCode 0, "Healthy") once at least one
+    pipeline replica runs; 503 with the same envelope while none does (starting,
+    all restarting). Needs no CPU, so it is up before the pipeline replicas."""
+
+    def __init__(self, app_name: str = APP_NAME, deployment_name: str = DEPLOYMENT_NAME):
+        self._app = app_name
+        self._deployment = deployment_name
+        self._cached: tuple[float, int, str] | None = None
+
+    def _check(self) -> tuple[int, str]:
+        status = serve.status()
+        app = status.applications.get(self._app)
+        if app is None:
+            return 503, f"Not ready: application {self._app!r} is not deployed"
+        deployment = app.deployments.get(self._deployment)
+        states = dict(deployment.replica_states) if deployment else {}
+        running = int(states.get("RUNNING", 0))
+        if running > 0:
+            return 200, "Healthy"
+        waiting = ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()) if n) or "none yet"
+        app_status = getattr(app.status, "value", app.status)
+        return 503, f"Not ready: no pipeline replica running ({waiting}; application {app_status})"
+
+    async def __call__(self, request):
+        import asyncio
+
+        from starlette.responses import JSONResponse
+
+        if request.url.path.rstrip("/") != "/health":
+            return JSONResponse(_envelope(404, "Not Found"), status_code=404)
+        if request.method not in ("GET", "HEAD"):
+            return JSONResponse(_envelope(405, "Method Not Allowed"), status_code=405)
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > 1.0:
+            try:
+                code, message = await asyncio.to_thread(self._check)
+            except Exception as exc:  # the controller is busy or restarting
+                code, message = 503, f"Not ready: {type(exc).__name__}"
+            self._cached = (now, code, message)
+        _, code, message = self._cached
+        return JSONResponse(_envelope(0 if code == 200 else code, message), status_code=code)
+
+
+# -- building and deploying ------------------------------------------------------------
+
+
+def _describe_cluster():
+    import ray
+
+    from ray_ocr.engine.cluster import describe_cluster
+
+    if not ray.is_initialized():
+        ray.init(address="auto")
+    return describe_cluster(embedded=False)
+
+
+def application(options: ServeOptions, cluster=None):
+    """The pipeline application (``Deployment.bind()``) for these options."""
+    plan = plan_deployment(options, cluster if cluster is not None else _describe_cluster())
+    return PaddleXPipelineServer.options(**plan.deployment_options()).bind(plan.replica)
+
+
+def build_app(args: dict):
+    """Import path for ``serve run`` and ``serve deploy`` config files::
+
+        applications:
+          - name: ray_ocr
+            route_prefix: /
+            import_path: ray_ocr.serve.app:build_app
+            args: {pipeline: OCR, device: cpu, params_file: /path/ocr.yaml}
+          - name: ray_ocr_health
+            route_prefix: /health
+            import_path: ray_ocr.serve.app:build_health_app
+            args: {app_name: ray_ocr}
+    """
+    return application(ServeOptions.from_args(args))
+
+
+def build_health_app(args: dict | None = None):
+    args = dict(args or {})
+    return HealthServer.bind(args.get("app_name", APP_NAME), DEPLOYMENT_NAME)
+
+
+def deploy(options: ServeOptions, cluster, *, health: bool = True):
+    """Deploy /health, then the pipeline application (returns once its replicas run).
+    Serve must be started already (``serve.start(http_options=...)``). Returns the
+    plan and the pipeline application's handle."""
+    plan = plan_deployment(options, cluster)
+    if health:
+        serve.run(HealthServer.bind(options.app_name, DEPLOYMENT_NAME), name=HEALTH_APP_NAME,
+                  route_prefix="/health")
+    app = PaddleXPipelineServer.options(**plan.deployment_options()).bind(plan.replica)
+    handle = serve.run(app, name=options.app_name, route_prefix="/")
+    return plan, handle
