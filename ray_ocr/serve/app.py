@@ -14,8 +14,8 @@ predictors are not thread-safe, and PaddleX already serializes them.
 What ray_ocr adds, without copying any of it:
 
 - ``PaddleXPipelineServer``: a Serve deployment whose replica builds the pipeline once
-  with ray_ocr's runner (``build_pipeline``: bundled models seeded, offline settings,
-  ``cpu_threads``), then hands PaddleX's ``create_pipeline_app`` the PaddleX pipeline
+  with ray_ocr's runner (``build_pipeline``: bundled models and font seeded, offline
+  settings, ``cpu_threads``), then hands PaddleX's ``create_pipeline_app`` the PaddleX pipeline
   inside it (``paddleocr``'s classes wrap one: ``.paddlex_pipeline``) and the merged
   PaddleX config (``export_paddlex_config_to_yaml``). Serve mounts that app
   (``@serve.ingress()`` with ``__serve_build_asgi_app__``: the app is made after the
@@ -24,7 +24,7 @@ What ray_ocr adds, without copying any of it:
 - ``HealthServer``: ``GET /health`` as a second application that needs no resources, so
   it answers (503 with PaddleX's envelope) while the pipeline replicas are starting.
 - Placement as batch runs: engine/placement.py's plan gives each replica's CPU/GPU share
-  and ``cpu_threads``, and the number of replicas the cluster holds.
+  and ``cpu_threads``, and the number of replicas the cluster holds (serve/plan.py).
 """
 
 from __future__ import annotations
@@ -36,21 +36,16 @@ import uuid
 
 from ray import serve
 
-from ray_ocr.serve.plan import (  # noqa: F401 - re-exported
+from ray_ocr.serve.plan import (
     APP_NAME,
-    DEFAULT_MAX_ONGOING_REQUESTS,
-    DEFAULT_PORT,
     DEPLOYMENT_NAME,
     HEALTH_APP_NAME,
     HEALTH_DEPLOYMENT_NAME,
-    REPLICA_HEADER,
-    DeploymentPlan,
-    ReplicaSpec,
-    ServeOptions,
-    load_pipeline_config,
+    config_from_app_args,
     plan_deployment,
+    require_serve_extra,
 )
-from ray_ocr.serve.replica import ReplicaHeader, build_replica_pipeline, use_offline_font, warm_up  # noqa: F401
+from ray_ocr.serve.replica import ReplicaHeader, build_replica_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +55,10 @@ logger = logging.getLogger(__name__)
 class PaddleXPipelineServer:
     """One replica: one pipeline, behind PaddleX's own serving app for it."""
 
-    def __init__(self, spec: ReplicaSpec):
-        from ray_ocr.models.runner import _freeze_long_lived_objects
-
+    def __init__(self, spec):
         started = time.perf_counter()
         self._pipeline, self._paddlex_config = build_replica_pipeline(spec)
-        if spec.warmup:
-            warm_up(self._pipeline.paddlex_pipeline)
-        _freeze_long_lived_objects()  # as batch actors do: full GCs stop walking the models
+        self._routes: list[str] = []
         try:
             self._replica = serve.get_replica_context().replica_id.unique_id
         except Exception:  # outside Serve (tests of the class itself)
@@ -80,7 +71,13 @@ class PaddleXPipelineServer:
 
         app = create_pipeline_app(self._pipeline.paddlex_pipeline, self._paddlex_config)
         app.add_middleware(ReplicaHeader, value=self._replica)
+        self._routes = [route.path for route in app.routes if "POST" in getattr(route, "methods", ())]
         return app
+
+    def routes(self) -> list[str]:
+        """The POST paths PaddleX's app has for this pipeline (``/ocr``, ...), for the
+        start message: read from the app itself, so every pipeline's are right."""
+        return self._routes
 
 
 # -- /health ---------------------------------------------------------------------------
@@ -140,7 +137,8 @@ class HealthServer:
 # -- building and deploying ------------------------------------------------------------
 
 
-def _describe_cluster():
+def _joined_cluster():
+    """The cluster a ``serve run`` / ``serve deploy`` builder runs on (Ray is up there)."""
     import ray
 
     from ray_ocr.engine.cluster import describe_cluster
@@ -150,14 +148,16 @@ def _describe_cluster():
     return describe_cluster(embedded=False)
 
 
-def application(options: ServeOptions, cluster=None):
-    """The pipeline application (``Deployment.bind()``) for these options."""
-    plan = plan_deployment(options, cluster if cluster is not None else _describe_cluster())
-    return PaddleXPipelineServer.options(**plan.deployment_options()).bind(plan.replica)
+def application(config, cluster=None):
+    """(plan, the pipeline application) for a ServeConfig: the one place Serve's
+    deployment options are applied."""
+    plan = plan_deployment(config, cluster if cluster is not None else _joined_cluster())
+    return plan, PaddleXPipelineServer.options(**plan.deployment_options()).bind(plan.runner)
 
 
 def build_app(args: dict):
-    """Import path for ``serve run`` and ``serve deploy`` config files::
+    """Import path for ``serve run`` and ``serve deploy`` config files (args: the flags'
+    names without ``--``, see ``config_from_app_args``)::
 
         applications:
           - name: ray_ocr
@@ -169,7 +169,8 @@ def build_app(args: dict):
             import_path: ray_ocr.serve.app:build_health_app
             args: {app_name: ray_ocr}
     """
-    return application(ServeOptions.from_args(args))
+    require_serve_extra()
+    return application(config_from_app_args(args))[1]
 
 
 def build_health_app(args: dict | None = None):
@@ -177,14 +178,11 @@ def build_health_app(args: dict | None = None):
     return HealthServer.bind(args.get("app_name", APP_NAME), DEPLOYMENT_NAME)
 
 
-def deploy(options: ServeOptions, cluster, *, health: bool = True):
-    """Deploy /health, then the pipeline application (returns once its replicas run).
-    Serve must be started already (``serve.start(http_options=...)``). Returns the
-    plan and the pipeline application's handle."""
-    plan = plan_deployment(options, cluster)
-    if health:
-        serve.run(HealthServer.bind(options.app_name, DEPLOYMENT_NAME), name=HEALTH_APP_NAME,
-                  route_prefix="/health")
-    app = PaddleXPipelineServer.options(**plan.deployment_options()).bind(plan.replica)
-    handle = serve.run(app, name=options.app_name, route_prefix="/")
-    return plan, handle
+def deploy(config, cluster):
+    """Deploy /health, then the pipeline application; returns once its replicas run,
+    with the plan and the POST paths PaddleX's app has. Serve must be started already
+    (``serve.start(http_options=...)``)."""
+    serve.run(build_health_app(), name=HEALTH_APP_NAME, route_prefix="/health")
+    plan, app = application(config, cluster)
+    handle = serve.run(app, name=APP_NAME, route_prefix="/")
+    return plan, handle.routes.remote().result()

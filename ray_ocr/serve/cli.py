@@ -2,8 +2,9 @@
 
     python -m ray_ocr.serve --pipeline OCR --device cpu --params_file samples/ocr_mobile_offline.yaml
 
-Flag parsing is ``parse_args`` alone (argparse for now; to be replaced by the shared
-option declarations of ray_ocr/config.py); ``serve_forever`` does the work.
+The flags are ServeConfig's options (ray_ocr/config.py), parsed by the helpers of
+``python -m ray_ocr.run`` (ray_ocr/cli.py): an option both take is declared once.
+``serve_forever`` does the work.
 """
 
 from __future__ import annotations
@@ -13,151 +14,99 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from contextlib import contextmanager
+from typing import Iterator
 
+from ray_ocr.cli import build_config_parser, configure_logging, options_from_args
+from ray_ocr.config import ServeConfig
 from ray_ocr.errors import SetupError, UsageError
 
 logger = logging.getLogger("ray_ocr")
 
 
-@dataclass(frozen=True)
-class ServerSettings:
-    address: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 8080
-    verbose: bool = False
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        print(f"ray_ocr.serve: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def parse_args(argv: list[str] | None = None):
-    """Flags -> (ServeOptions, ServerSettings); UsageError for a bad value."""
-    from ray_ocr.config import load_params_file, parse_key_values
-    from ray_ocr.serve.plan import DEFAULT_MAX_ONGOING_REQUESTS, DEFAULT_PORT, ServeOptions, load_pipeline_config
-
-    p = _OneLineParser(prog="python -m ray_ocr.serve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--pipeline", required=True, help="PaddleOCR pipeline: OCR, SealRecognition, PPStructureV3, ...")
-    p.add_argument("--device", default="auto", help="cpu, gpu or gpu:0,1 (default: gpu if Ray sees one, else cpu)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="pipeline constructor argument (repeatable; YAML scalar value)")
-    p.add_argument("--params_file", metavar="YAML", help="YAML mapping of constructor arguments; --param overrides")
-    p.add_argument("--pipeline_config", metavar="YAML",
-                   help="PaddleX pipeline config (its Serving: section configures PaddleX's app too)")
-    p.add_argument("--instances_per_device", type=int, default=1, metavar="K",
-                   help="replicas per GPU (each asks 1/K GPU) or per node on cpu")
-    p.add_argument("--gpus_per_instance", type=float, metavar="F", help="GPU fraction per replica (default 1/K)")
-    p.add_argument("--cpus_per_instance", type=float, metavar="C",
-                   help="CPUs per replica, also its cpu_threads (default on cpu: node CPUs / K)")
-    p.add_argument("--min_replicas", type=int, metavar="N",
-                   help="autoscale down to N replicas (default: --max_replicas, no autoscaling)")
-    p.add_argument("--max_replicas", type=int, metavar="N",
-                   help="at most N replicas (default: as many as the plan places, like a batch run)")
-    p.add_argument("--max_ongoing_requests", type=int, default=DEFAULT_MAX_ONGOING_REQUESTS, metavar="N",
-                   help="requests a replica holds at once: one predicting, the others decoded and waiting")
-    p.add_argument("--max_image_pixels", type=int, metavar="N", help="PaddleX's pixel limit (default 178956970)")
-    p.add_argument("--address", help="join a running Ray cluster (auto, host:port); default: embedded Ray")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="HTTP address to bind (default 127.0.0.1; 0.0.0.0 exposes the API, without "
-                        "authentication, to every network the machine is on)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
-    p.add_argument("--verbose", action="store_true", help="show Ray's and PaddleX's logs")
-    args = p.parse_args(argv)
-
-    params = load_params_file(args.params_file)
-    params.update(parse_key_values(args.param, "--param"))
-    options = ServeOptions(
-        pipeline=args.pipeline,
-        device=args.device,
-        params=tuple(params.items()),
-        pipeline_config=load_pipeline_config(args.pipeline_config) if args.pipeline_config else None,
-        instances_per_device=args.instances_per_device,
-        gpus_per_instance=args.gpus_per_instance,
-        cpus_per_instance=args.cpus_per_instance,
-        min_replicas=args.min_replicas,
-        max_replicas=args.max_replicas,
-        max_ongoing_requests=args.max_ongoing_requests,
-        max_image_pixels=args.max_image_pixels,
+def build_parser() -> argparse.ArgumentParser:
+    return build_config_parser(
+        ServeConfig, error_prefix="ray_ocr.serve", prog="python -m ray_ocr.serve",
+        description="PaddleX's serving API for one PaddleOCR pipeline (the same paths, requests and responses "
+                    "as paddlex --serve), answered by Ray Serve replicas placed as batch runs place actors.",
+        epilog="Runs until SIGINT/SIGTERM (exit code 0). Exit code 2: usage or setup error. Needs the serve "
+               "extra: pip install 'ray-ocr[serve]'.",
     )
-    return options, ServerSettings(args.address, args.host, args.port, args.verbose)
 
 
-def endpoint_paths(pipeline_name: str) -> list[str]:
-    """The POST paths of PaddleX's app for a PaddleX pipeline name (from its schemas)."""
-    import importlib
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(getattr(args, "verbose", False))
+    from ray_ocr.serve.plan import require_serve_extra
 
     try:
-        from paddlex.inference.serving.name_mappings import pipeline_name_to_mod_name
+        require_serve_extra()
+        config = ServeConfig.build(**options_from_args(args, ServeConfig))
+        return serve_forever(config)
+    except (UsageError, SetupError) as exc:
+        print(f"ray_ocr.serve: error: {exc}", file=sys.stderr)
+        return 2
 
-        mod = importlib.import_module(f"paddlex.inference.serving.schemas.{pipeline_name_to_mod_name(pipeline_name)}")
-        return [path for path, _req, _res in mod.PRIMARY_OPERATIONS.values()]
-    except Exception:  # noqa: BLE001 - only for the start message
-        return []
 
-
-def serve_forever(options, settings: ServerSettings, stop: threading.Event | None = None) -> int:
-    """Start (or join) Ray, deploy, print where the API is, and wait for SIGINT/SIGTERM."""
-    from ray import serve
-
-    from ray_ocr.config import DeviceRequest
-    from ray_ocr.engine.cluster import gpus_for_this_run, ray_session
-    from ray_ocr.serve.app import HEALTH_APP_NAME, deploy
-
-    stop = stop or threading.Event()
+def stop_on_signals() -> threading.Event:
+    """Set by SIGINT or SIGTERM: the service then deletes its applications and stops."""
+    stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    gpu_ids = gpus_for_this_run(settings.address, DeviceRequest.parse(options.device))
-    with ray_session(settings.address, gpu_ids, quiet=not settings.verbose) as cluster:
-        serve.start(http_options={"host": settings.host, "port": settings.port})
-        try:
-            print(f"ray_ocr.serve: starting {options.pipeline} replicas; /health answers meanwhile at "
-                  f"http://{settings.host}:{settings.port}/health", flush=True)
-            try:
-                plan, _handle = deploy(options, cluster)
-            except RuntimeError as exc:  # Serve gave up on the replicas' constructor
-                raise SetupError(f"the pipeline replicas did not start: {str(exc).strip().splitlines()[-1]}") from None
-            base = f"http://{settings.host}:{settings.port}"
-            paths = endpoint_paths(_paddlex_name(options)) or ["/"]
-            print(f"ray_ocr.serve: {options.pipeline} at {', '.join(base + p for p in paths)} "
-                  f"({plan.min_replicas}-{plan.max_replicas} replicas, {plan.ray_actor_options}); "
+    return stop
+
+
+def serve_forever(config: ServeConfig, stop: threading.Event | None = None) -> int:
+    """Start (or join) Ray, deploy, print where the API is, and wait for `stop`."""
+    from ray_ocr.engine.cluster import gpus_for_this_run, ray_session
+
+    stop = stop or stop_on_signals()
+    gpu_ids = gpus_for_this_run(config.address, config.device)
+    with ray_session(config.address, gpu_ids, quiet=not config.verbose) as cluster:
+        with serve_started(config, embedded=cluster.embedded):
+            base = f"http://{config.host}:{config.port}"
+            print(f"ray_ocr.serve: starting {config.pipeline.display_name} replicas; /health answers meanwhile "
+                  f"at {base}/health", flush=True)
+            plan, paths = deploy_or_explain(config, cluster)
+            print(f"ray_ocr.serve: {config.pipeline.display_name} at {', '.join(base + p for p in paths)} "
+                  f"({plan.min_replicas}-{plan.max_replicas} replicas, each {plan.ray_actor_options}); "
                   f"health {base}/health" + (f"; dashboard {cluster.dashboard_url}" if cluster.dashboard_url else ""),
                   flush=True)
             while not stop.wait(1.0):
                 pass
             print("ray_ocr.serve: stopping", flush=True)
-        finally:
-            for name in (options.app_name, HEALTH_APP_NAME):
-                try:
-                    serve.delete(name)
-                except Exception:  # noqa: BLE001 - never deployed, or already gone
-                    pass
-            if cluster.embedded:
-                serve.shutdown()
     return 0
 
 
-def _paddlex_name(options) -> str:
-    """The PaddleX pipeline name behind a paddleocr class (its ``_paddlex_pipeline_name``)."""
-    from ray_ocr.pipelines import resolve_pipeline
+@contextmanager
+def serve_started(config: ServeConfig, embedded: bool) -> Iterator[None]:
+    """Serve's HTTP proxy on --host/--port; on the way out this service's applications
+    are deleted, and Serve itself stopped only in a Ray this process started."""
+    from ray import serve
+
+    from ray_ocr.serve.plan import APP_NAME, HEALTH_APP_NAME
+
+    serve.start(http_options={"host": config.host, "port": config.port})
+    try:
+        yield
+    finally:
+        for name in (APP_NAME, HEALTH_APP_NAME):
+            try:
+                serve.delete(name)
+            except Exception:  # noqa: BLE001 - never deployed, or already gone
+                pass
+        if embedded:
+            serve.shutdown()
+
+
+def deploy_or_explain(config: ServeConfig, cluster):
+    """``deploy``, with Serve's give-up on the replicas' constructor as one line."""
+    from ray_ocr.serve.app import deploy
 
     try:
-        cls = resolve_pipeline(options.pipeline).load()
-        return cls._paddlex_pipeline_name.fget(None)  # a property returning a constant
-    except Exception:  # noqa: BLE001 - only for the start message
-        return options.pipeline
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    try:
-        options, settings = parse_args(argv)
-        return serve_forever(options, settings)
-    except (UsageError, SetupError) as exc:
-        print(f"ray_ocr.serve: error: {exc}", file=sys.stderr)
-        return 2
+        return deploy(config, cluster)
+    except RuntimeError as exc:
+        raise SetupError(f"the pipeline replicas did not start: {str(exc).strip().splitlines()[-1]}") from None
 
 
 if __name__ == "__main__":

@@ -1,73 +1,15 @@
-"""Inside a replica: the pipeline built as batch actors build it, its PaddleX config,
-offline visualizations, warm-up, the replica header. No Ray here."""
+"""Inside a replica: the pipeline built as batch actors build it (bundled models and
+font seeded, ``cpu_threads``), its PaddleX config, PaddleX's colours kept per thread,
+warm-up, the replica header. No Ray here."""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import tempfile
-from pathlib import Path
 
 from ray_ocr.errors import SetupError
-from ray_ocr.serve.plan import REPLICA_HEADER, ReplicaSpec
-
-logger = logging.getLogger(__name__)
-
-_FONT_ENV = "PADDLE_PDX_LOCAL_FONT_FILE_PATH"
-# Fonts PaddleX can draw visualizations with when its own (downloaded on first use
-# into $PADDLE_PDX_CACHE_HOME/fonts) cannot be fetched. CJK first; DejaVu Sans comes
-# with opencv-python (cv2/qt/fonts), so it is always there.
-_FALLBACK_FONTS = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-)
-
-
-def use_offline_font() -> str | None:
-    """Make PaddleX's visualizations work without a network.
-
-    PaddleX downloads its font (simfang.ttf, ...) into ``$PADDLE_PDX_CACHE_HOME/fonts``
-    the first time it draws text; offline every drawing retries the download (a 4-page
-    PDF took 97 s instead of 45 s). ``seed_bundled_models`` links the bundled Noto Sans
-    CJK there (the ``models`` extra); this is the fallback without it: when neither the
-    user set ``PADDLE_PDX_LOCAL_FONT_FILE_PATH`` nor the font is cached, point that
-    variable (PaddleX's own switch) at a local font. Must run before paddlex is imported
-    in this process. Returns the font set, or None.
-    """
-    from ray_ocr.models.model_cache import paddlex_cache_dir
-
-    if os.environ.get(_FONT_ENV) or (paddlex_cache_dir() / "fonts" / "simfang.ttf").is_file():
-        return None
-    candidates = [Path(p) for p in _FALLBACK_FONTS]
-    try:
-        import importlib.util
-
-        cv2_spec = importlib.util.find_spec("cv2")
-        if cv2_spec and cv2_spec.submodule_search_locations:
-            candidates.append(Path(list(cv2_spec.submodule_search_locations)[0]) / "qt" / "fonts" / "DejaVuSans.ttf")
-    except (ImportError, ValueError):
-        pass
-    candidates.append(Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
-    for path in candidates:
-        if path.is_file():
-            os.environ[_FONT_ENV] = str(path)
-            _point_loaded_fonts_at(str(path))
-            logger.info("PaddleX visualizations use %s (simfang.ttf is not cached)", path)
-            return str(path)
-    return None
-
-
-def _point_loaded_fonts_at(path: str) -> None:
-    """PaddleX reads the variable when paddlex.utils.fonts is imported; in a process that
-    imported it already, give its not-yet-downloaded fonts the same local file."""
-    fonts = sys.modules.get("paddlex.utils.fonts")
-    if fonts is None:
-        return
-    for value in vars(fonts).values():
-        if isinstance(value, fonts.Font) and not getattr(value, "_local_path", None):
-            value._local_path = path
+from ray_ocr.serve.plan import REPLICA_HEADER
 
 
 class _PerThreadRandom:
@@ -121,22 +63,20 @@ def paddlex_config_of(pipeline) -> dict:
             return yaml.safe_load(handle)
 
 
-def build_replica_pipeline(spec: ReplicaSpec):
-    """(paddleocr pipeline, its PaddleX config) for one replica."""
-    from ray_ocr.models.model_cache import seed_bundled_models
-    from ray_ocr.models.runner import build_pipeline
+def build_replica_pipeline(spec):
+    """(paddleocr pipeline, its PaddleX config) for one replica, warmed up; `spec`: a
+    RunnerSpec (engine/placement.py's slot applied)."""
+    from ray_ocr.models.runner import _freeze_long_lived_objects, build_pipeline
 
-    seed_bundled_models()  # first: it links the bundled CJK font under PaddleX's names
-    use_offline_font()  # before paddlex is imported: only if no font is cached still
-    os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
-    pipeline = build_pipeline(spec.runner)
+    pipeline = build_pipeline(spec)
     if getattr(pipeline, "paddlex_pipeline", None) is None:
         raise SetupError(f"{type(pipeline).__name__} wraps no PaddleX pipeline; nothing to serve")
-    if spec.max_image_pixels:
-        from paddlex.inference.serving.infra import utils as serving_utils
+    from paddlex.inference.serving.infra import utils as serving_utils
 
-        serving_utils.MAX_IMAGE_PIXELS = spec.max_image_pixels  # read at each call
-    isolate_paddlex_random()
+    serving_utils.MAX_IMAGE_PIXELS = spec.max_image_pixels  # PaddleX's app reads it at each call
+    warm_up(pipeline.paddlex_pipeline)
+    isolate_paddlex_random()  # after the warm-up: the modules its first run imported too
+    _freeze_long_lived_objects()  # as batch actors do: full GCs stop walking the models
     return pipeline, paddlex_config_of(pipeline)
 
 
