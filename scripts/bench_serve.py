@@ -10,7 +10,7 @@ paddlex --serve runs offline with the same parameters: its pipeline config is Pa
 stock OCR config with samples/ocr_mobile_offline.yaml's models and switches (exported by
 paddleocr's export_paddlex_config_to_yaml), plus `engine_config` giving Paddle all the
 machine's cores (cpu_threads) like ray_ocr's single replica gets; the models are seeded
-into the PaddleX cache first and visualizations use the same local font.
+into the PaddleX cache first, with the bundled font its visualizations draw with.
 
     python scripts/bench_serve.py                      # 1/8/32 clients, 3 servers
     python scripts/bench_serve.py --quick              # 1/8 clients, fewer requests
@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -50,19 +51,15 @@ def free_port() -> int:
 
 
 def prepare_environment(workdir: Path) -> dict:
-    """Environment for both servers: the PaddleX cache with the bundled models, no model
-    source check, a local font for visualizations."""
+    """Environment for both servers: the PaddleX cache with the bundled models and font
+    (PaddleX draws its visualizations with it, offline), no model source check."""
     env = dict(os.environ)
     env.setdefault("PADDLE_PDX_CACHE_HOME", str(workdir / "pdx"))
     env["PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK"] = "True"
     os.environ.update({k: env[k] for k in ("PADDLE_PDX_CACHE_HOME", "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK")})
     from ray_ocr.models.model_cache import seed_bundled_models
-    from ray_ocr.serve.replica import use_offline_font
 
     seed_bundled_models()
-    font = use_offline_font()
-    if font:
-        env["PADDLE_PDX_LOCAL_FONT_FILE_PATH"] = font
     return env
 
 
@@ -131,37 +128,34 @@ class Server:
         self._log_handle.close()
 
 
-def drive(url: str, bodies: list[bytes], clients: int, total: int, timeout: float) -> dict:
-    """`total` requests from `clients` threads; latencies of the answered ones."""
+def _post_timed(session, url: str, body: bytes, timeout: float) -> tuple[bool, str, float]:
+    """(answered with errorCode 0, the replica that answered or the exception, seconds)."""
     import requests
 
-    latencies: list[float] = []
-    failures: list[str] = []
-    replicas: dict[str, int] = {}
+    started = time.perf_counter()
+    try:
+        r = session.post(url + "/ocr", data=body, timeout=timeout, headers={"Content-Type": "application/json"})
+        ok, who = r.status_code == 200 and r.json().get("errorCode") == 0, r.headers.get("x-ray-ocr-replica", "-")
+    except requests.RequestException as exc:
+        ok, who = False, type(exc).__name__
+    return ok, who, time.perf_counter() - started
+
+
+def drive(url: str, bodies: list[bytes], clients: int, total: int, timeout: float) -> dict:
+    """`total` requests from `clients` threads (a requests.Session each), cycling over
+    `bodies`; the row of the level: requests/s, p50/p99 of the answered ones."""
+    import requests
+
+    outcomes: list[tuple[bool, str, float]] = []
     lock = threading.Lock()
     counter = iter(range(total))
 
     def client():
         session = requests.Session()
-        while True:
+        while (i := _next(counter, lock)) is not None:
+            outcome = _post_timed(session, url, bodies[i % len(bodies)], timeout)
             with lock:
-                i = next(counter, None)
-            if i is None:
-                return
-            t = time.perf_counter()
-            try:
-                r = session.post(url + "/ocr", data=bodies[i % len(bodies)], timeout=timeout,
-                                 headers={"Content-Type": "application/json"})
-                ok = r.status_code == 200 and r.json().get("errorCode") == 0
-                who = r.headers.get("x-ray-ocr-replica", "-")
-            except requests.RequestException as exc:
-                ok, who = False, type(exc).__name__
-            with lock:
-                if ok:
-                    latencies.append(time.perf_counter() - t)
-                    replicas[who] = replicas.get(who, 0) + 1
-                else:
-                    failures.append(who)
+                outcomes.append(outcome)
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -169,19 +163,25 @@ def drive(url: str, bodies: list[bytes], clients: int, total: int, timeout: floa
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - started
-    ordered = sorted(latencies)
+    return _level_row(clients, total, outcomes, time.perf_counter() - started)
 
-    def pct(q):
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
-    return {"clients": clients, "requests": total, "ok": len(latencies), "failed": len(failures),
-            "wall_s": round(wall, 2), "rps": round(len(latencies) / wall, 3),
+def _next(counter, lock: threading.Lock) -> int | None:
+    with lock:
+        return next(counter, None)
+
+
+def _level_row(clients: int, total: int, outcomes: list, wall: float) -> dict:
+    ordered = sorted(seconds for ok, _, seconds in outcomes if ok)
+    replicas = dict(Counter(who for ok, who, _ in outcomes if ok))
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else float("nan")
+    return {"clients": clients, "requests": total, "ok": len(ordered), "failed": len(outcomes) - len(ordered),
+            "wall_s": round(wall, 2), "rps": round(len(ordered) / wall, 3),
             "p50_s": round(statistics.median(ordered), 3) if ordered else None,
-            "p99_s": round(pct(0.99), 3), "per_replica": replicas, "load_avg": round(os.getloadavg()[0], 2)}
+            "p99_s": round(p99, 3), "per_replica": replicas, "load_avg": round(os.getloadavg()[0], 2)}
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", default="paddlex,ray_ocr:1,ray_ocr:2",
                         help="comma list of paddlex and ray_ocr:<replicas>")
@@ -194,7 +194,38 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--quick", action="store_true", help="1 and 8 clients, 8 requests each")
     parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def start_server(spec: str, workdir: Path, env: dict, cores: int) -> Server:
+    """`paddlex --serve` (one process, Paddle on every core) or ``ray_ocr:<replicas>``."""
+    port = free_port()
+    if spec == "paddlex":
+        config = paddlex_config(workdir, env, cpu_threads=cores)
+        argv = [PADDLEX, "--serve", "--pipeline", str(config), "--device", "cpu",
+                "--host", "127.0.0.1", "--port", str(port)]
+        return Server("paddlex --serve", argv, env, port, None, workdir / "paddlex.log")
+    replicas = int(spec.split(":")[1])
+    argv = [PYTHON, "-m", "ray_ocr.serve", "--pipeline", "OCR", "--device", "cpu",
+            "--params_file", str(PARAMS_FILE), "--instances_per_device", str(replicas), "--port", str(port)]
+    return Server(spec, argv, env, port, "ray_ocr.serve: OCR at", workdir / f"{spec.replace(':', '_')}.log")
+
+
+def measure(server: Server, bodies: list[bytes], levels: list[int], args) -> list[dict]:
+    ready = server.wait_ready(600)
+    print(f"{server.name}: ready in {ready:.1f} s", flush=True)
+    drive(server.url, bodies, 2, 4, args.timeout)  # warm-up: every replica's first calls
+    rows = []
+    for clients in levels:
+        total = 8 if args.quick else (args.requests or max(16, 2 * clients))
+        row = drive(server.url, bodies, clients, total, args.timeout)
+        print(f"  {server.name:15} clients={clients:<3} {json.dumps(row)}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     levels = [1, 8] if args.quick else [int(c) for c in args.clients.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="bench_serve_"))
     env = prepare_environment(workdir)
@@ -204,29 +235,9 @@ def main(argv=None) -> int:
                           **extra}).encode() for n in args.images.split(",")]
     results: dict[str, list[dict]] = {}
     for spec in args.servers.split(","):
-        port = free_port()
-        if spec == "paddlex":
-            config = paddlex_config(workdir, env, cpu_threads=cores)
-            argv_ = [PADDLEX, "--serve", "--pipeline", str(config), "--device", "cpu",
-                     "--host", "127.0.0.1", "--port", str(port)]
-            server = Server("paddlex --serve", argv_, env, port, None, workdir / "paddlex.log")
-        else:
-            replicas = int(spec.split(":")[1])
-            argv_ = [PYTHON, "-m", "ray_ocr.serve", "--pipeline", "OCR", "--device", "cpu",
-                     "--params_file", str(PARAMS_FILE), "--instances_per_device", str(replicas),
-                     "--port", str(port)]
-            server = Server(spec, argv_, env, port, "ray_ocr.serve: OCR at", workdir / f"{spec.replace(':', '_')}.log")
+        server = start_server(spec, workdir, env, cores)
         try:
-            ready = server.wait_ready(600)
-            print(f"{spec}: ready in {ready:.1f} s", flush=True)
-            drive(server.url, bodies, 2, 4, args.timeout)  # warm-up: every replica's first calls
-            rows = []
-            for clients in levels:
-                total = 8 if args.quick else (args.requests or max(16, 2 * clients))
-                row = drive(server.url, bodies, clients, total, args.timeout)
-                print(f"  {spec:10} clients={clients:<3} {json.dumps(row)}", flush=True)
-                rows.append(row)
-            results[spec] = rows
+            results[spec] = measure(server, bodies, levels, args)
         finally:
             server.stop()
     print_table(results, levels)
