@@ -142,3 +142,20 @@ def test_without_the_serve_extra_one_line_says_what_to_install(monkeypatch):
     with pytest.raises(SetupError) as err:
         require_serve_extra()
     assert str(err.value) == "serving needs the serve extra: pip install 'ray-ocr[serve]' (missing: filetype)"
+
+
+def test_the_sample_serve_config_is_the_offline_ocr_service():
+    """samples/serve_ocr_offline.yaml (for `serve run`): its args build a ServeConfig, with
+    the parameters of samples/ocr_mobile_offline.yaml, on 127.0.0.1 only."""
+    import yaml
+
+    from tests.conftest import REPO
+
+    sample = yaml.safe_load((REPO / "samples" / "serve_ocr_offline.yaml").read_text())
+    apps = {app["name"]: app for app in sample["applications"]}
+    config = config_from_app_args(apps["ray_ocr"]["args"])
+    offline = yaml.safe_load((REPO / "samples" / "ocr_mobile_offline.yaml").read_text())
+    assert config.pipeline_kwargs == offline and str(config.device) == "cpu"
+    assert apps["ray_ocr"]["import_path"] == "ray_ocr.serve.app:build_app"
+    assert apps["ray_ocr_health"]["route_prefix"] == "/health"
+    assert sample["http_options"] == {"host": "127.0.0.1", "port": 8080}
