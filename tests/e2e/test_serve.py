@@ -82,7 +82,7 @@ def reference():
     config = _reference_config()
     engine_config = {"paddle_static": {"cpu_threads": 1, "mkldnn_cache_capacity": 10, "enable_cinn": False}}
     pipeline = create_pipeline(config=config, device="cpu", engine_config=engine_config)
-    serving_utils.MAX_IMAGE_PIXELS = PIXEL_LIMIT  # what --max_image_pixels sets in the replicas
+    default_limit, serving_utils.MAX_IMAGE_PIXELS = serving_utils.MAX_IMAGE_PIXELS, PIXEL_LIMIT  # as in the replicas
     # PaddleX colours visualizations from Python's global random generator, seeded per
     # image; Ray's threads in this process draw from it too. A generator per thread (as
     # in the replicas) keeps PaddleX's colours whatever other threads do.
@@ -90,6 +90,7 @@ def reference():
     with TestClient(create_pipeline_app(pipeline, config), raise_server_exceptions=False) as client:
         yield client
     pipeline.close()
+    serving_utils.MAX_IMAGE_PIXELS = default_limit
 
 
 class Service:
