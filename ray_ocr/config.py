@@ -356,8 +356,8 @@ def _validated(spec: dataclasses.Field, raw: Any, earlier: dict[str, Any]) -> An
 @dataclass(frozen=True, kw_only=True)
 class PredictConfig(PipelineOptions):
     """What ``ray_ocr.predict`` takes: a pipeline and how it is called, how work is batched
-    and retried. (PaddleX's serving API takes predict() arguments and PDF passwords per
-    request, so these are not PipelineOptions.)"""
+    and retried. (Not PipelineOptions, which the service shares: PaddleX's serving API
+    takes predict() arguments per request, and has no PDF password at all.)"""
 
     predict_params: tuple[tuple[str, Any], ...] = option(
         (), "predict() arguments", convert=_params("predict_params"),

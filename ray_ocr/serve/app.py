@@ -36,6 +36,7 @@ import uuid
 
 from ray import serve
 
+from ray_ocr.errors import UsageError
 from ray_ocr.serve.plan import (
     APP_NAME,
     DEPLOYMENT_NAME,
@@ -43,6 +44,7 @@ from ray_ocr.serve.plan import (
     HEALTH_DEPLOYMENT_NAME,
     config_from_app_args,
     plan_deployment,
+    replica_counts,
     require_serve_extra,
 )
 from ray_ocr.serve.replica import ReplicaHeader, build_replica_pipeline
@@ -71,7 +73,7 @@ class PaddleXPipelineServer:
 
         app = create_pipeline_app(self._pipeline.paddlex_pipeline, self._paddlex_config)
         app.add_middleware(ReplicaHeader, value=self._replica)
-        self._routes = [route.path for route in app.routes if "POST" in getattr(route, "methods", ())]
+        self._routes = [route.path for route in app.routes if "POST" in (getattr(route, "methods", None) or ())]
         return app
 
     def routes(self) -> list[str]:
@@ -110,7 +112,7 @@ class HealthServer:
         running = int(states.get("RUNNING", 0))
         if running > 0:
             return 200, "Healthy"
-        waiting = ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()) if n) or "none yet"
+        waiting = replica_counts(app, self._deployment)
         app_status = getattr(app.status, "value", app.status)
         return 503, f"Not ready: no pipeline replica running ({waiting}; application {app_status})"
 
@@ -174,15 +176,26 @@ def build_app(args: dict):
 
 
 def build_health_app(args: dict | None = None):
+    """Import path for the /health application (args: ``app_name`` only)."""
     args = dict(args or {})
+    unknown = sorted(set(args) - {"app_name"})
+    if unknown:
+        raise UsageError(f"{', '.join(unknown)}: build_health_app takes only app_name")
     return HealthServer.bind(args.get("app_name", APP_NAME), DEPLOYMENT_NAME)
 
 
-def deploy(config, cluster):
-    """Deploy /health, then the pipeline application; returns once its replicas run,
-    with the plan and the POST paths PaddleX's app has. Serve must be started already
-    (``serve.start(http_options=...)``)."""
-    serve.run(build_health_app(), name=HEALTH_APP_NAME, route_prefix="/health")
+def start_deploy(config, cluster):
+    """Deploy /health, then the pipeline application without waiting for its replicas
+    (the caller polls ``serve.status()``, so a stop or a failure is seen while they
+    start); returns the plan. Serve must be started already (``serve.start(...)``)."""
+    serve.run(build_health_app(), name=HEALTH_APP_NAME, route_prefix="/health")  # no resources: runs at once
     plan, app = application(config, cluster)
-    handle = serve.run(app, name=APP_NAME, route_prefix="/")
-    return plan, handle.routes.remote().result()
+    # serve.run waits, with no time limit, until every replica runs; _run(_blocking=False)
+    # is the same call returning once the application is created (Ray 2.60's api.py).
+    serve._run(app, name=APP_NAME, route_prefix="/", _blocking=False)
+    return plan
+
+
+def pipeline_routes() -> list[str]:
+    """The POST paths of the running pipeline application (asked of one replica)."""
+    return serve.get_app_handle(APP_NAME).routes.remote().result()

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -23,14 +23,18 @@ from ray_ocr.errors import SetupError, UsageError
 
 logger = logging.getLogger("ray_ocr")
 
+PENDING_NOTICE_S = 60.0  # when the replicas not running yet are said (once)
+DELETE_WAIT_S = 60.0  # at most this long waiting for the applications' delete on a cluster joined
+
 
 def build_parser() -> argparse.ArgumentParser:
     return build_config_parser(
         ServeConfig, error_prefix="ray_ocr.serve", prog="python -m ray_ocr.serve",
         description="PaddleX's serving API for one PaddleOCR pipeline (the same paths, requests and responses "
                     "as paddlex --serve), answered by Ray Serve replicas placed as batch runs place actors.",
-        epilog="Runs until SIGINT/SIGTERM (exit code 0). Exit code 2: usage or setup error. Needs the serve "
-               "extra: pip install 'ray-ocr[serve]'.",
+        epilog="Runs until SIGINT/SIGTERM (exit code 0; 130 if stopped before the replicas ran or by a "
+               "second signal). Exit code 2: usage or setup error. Needs the serve extra: "
+               "pip install 'ray-ocr[serve]'.",
     )
 
 
@@ -46,35 +50,37 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SetupError) as exc:
         print(f"ray_ocr.serve: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second SIGINT/SIGTERM: exit now, as the batch command does
+        print("ray_ocr.serve: stopped at once", file=sys.stderr)
+        return 130
 
 
-def stop_on_signals() -> threading.Event:
-    """Set by SIGINT or SIGTERM: the service then deletes its applications and stops."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
-def serve_forever(config: ServeConfig, stop: threading.Event | None = None) -> int:
-    """Start (or join) Ray, deploy, print where the API is, and wait for `stop`."""
+def serve_forever(config: ServeConfig) -> int:
+    """Start (or join) Ray, deploy, print where the API is, and serve until SIGINT or
+    SIGTERM (0); a signal while the replicas start stops them (130), a second one
+    exits at once (KeyboardInterrupt)."""
     from ray_ocr.engine.cluster import gpus_for_this_run, ray_session
+    from ray_ocr.engine.signals import StopFlag
 
-    stop = stop or stop_on_signals()
     gpu_ids = gpus_for_this_run(config.address, config.device)
-    with ray_session(config.address, gpu_ids, quiet=not config.verbose) as cluster:
-        with serve_started(config, embedded=cluster.embedded):
-            base = f"http://{config.host}:{config.port}"
-            print(f"ray_ocr.serve: starting {config.pipeline.display_name} replicas; /health answers meanwhile "
-                  f"at {base}/health", flush=True)
-            plan, paths = deploy_or_explain(config, cluster)
-            print(f"ray_ocr.serve: {config.pipeline.display_name} at {', '.join(base + p for p in paths)} "
-                  f"({plan.min_replicas}-{plan.max_replicas} replicas, each {plan.ray_actor_options}); "
-                  f"health {base}/health" + (f"; dashboard {cluster.dashboard_url}" if cluster.dashboard_url else ""),
-                  flush=True)
-            while not stop.wait(1.0):
-                pass
-            print("ray_ocr.serve: stopping", flush=True)
+    with StopFlag("deleting the service's applications, then stopping") as flag, \
+            ray_session(config.address, gpu_ids, quiet=not config.verbose) as cluster, \
+            serve_started(config, embedded=cluster.embedded):
+        base = f"http://{config.host}:{config.port}"
+        print(f"ray_ocr.serve: starting {config.pipeline.display_name} replicas; /health answers meanwhile "
+              f"at {base}/health", flush=True)
+        deployed = deploy_or_explain(config, cluster, stop=flag.event)
+        if deployed is None:
+            print("ray_ocr.serve: stopped before the replicas ran", flush=True)
+            return 130
+        plan, paths = deployed
+        print(f"ray_ocr.serve: {config.pipeline.display_name} at {', '.join(base + p for p in paths)} "
+              f"({plan.min_replicas}-{plan.max_replicas} replicas, each {plan.ray_actor_options}); "
+              f"health {base}/health" + (f"; dashboard {cluster.dashboard_url}" if cluster.dashboard_url else ""),
+              flush=True)
+        while not flag.event.wait(1.0):
+            pass
+        print("ray_ocr.serve: stopping", flush=True)
     return 0
 
 
@@ -84,29 +90,66 @@ def serve_started(config: ServeConfig, embedded: bool) -> Iterator[None]:
     are deleted, and Serve itself stopped only in a Ray this process started."""
     from ray import serve
 
-    from ray_ocr.serve.plan import APP_NAME, HEALTH_APP_NAME
-
     serve.start(http_options={"host": config.host, "port": config.port})
     try:
         yield
     finally:
-        for name in (APP_NAME, HEALTH_APP_NAME):
-            try:
-                serve.delete(name)
-            except Exception:  # noqa: BLE001 - never deployed, or already gone
-                pass
+        delete_apps(wait_s=0 if embedded else DELETE_WAIT_S)
         if embedded:
             serve.shutdown()
 
 
-def deploy_or_explain(config: ServeConfig, cluster):
-    """``deploy``, with Serve's give-up on the replicas' constructor as one line."""
-    from ray_ocr.serve.app import deploy
+def delete_apps(wait_s: float) -> None:
+    """Delete this service's applications, waiting at most `wait_s` for them to go:
+    a replica still waiting for resources may otherwise hold the delete for its whole
+    graceful-shutdown time (plan.GRACEFUL_SHUTDOWN_S). Serve finishes it meanwhile."""
+    from ray import serve
 
-    try:
-        return deploy(config, cluster)
-    except RuntimeError as exc:
-        raise SetupError(f"the pipeline replicas did not start: {str(exc).strip().splitlines()[-1]}") from None
+    from ray_ocr.serve.plan import APP_NAME, HEALTH_APP_NAME
+
+    for name in (APP_NAME, HEALTH_APP_NAME):
+        try:
+            serve.delete(name, _blocking=False)
+        except Exception:  # noqa: BLE001 - never deployed, or already gone
+            pass
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if not {APP_NAME, HEALTH_APP_NAME} & set(serve.status().applications):
+            return
+        time.sleep(1.0)
+    if wait_s:
+        print(f"ray_ocr.serve: the applications are still being deleted after {wait_s:.0f} s; Serve "
+              "finishes that in the cluster", file=sys.stderr, flush=True)
+
+
+def deploy_or_explain(config: ServeConfig, cluster, stop: threading.Event | None = None,
+                      notice_after_s: float = PENDING_NOTICE_S):
+    """Deploy, then wait until every pipeline replica runs: (plan, POST paths), or None
+    if `stop` is set first. A failed deployment is a SetupError naming Serve's cause;
+    replicas still not running after `notice_after_s` are said once."""
+    from ray import serve
+
+    from ray_ocr.serve.app import pipeline_routes, start_deploy
+    from ray_ocr.serve.plan import APP_NAME, failure_cause, replica_counts
+
+    plan = start_deploy(config, cluster)
+    stop = stop or threading.Event()
+    notice_at = time.monotonic() + notice_after_s
+    while True:
+        app = serve.status().applications.get(APP_NAME)
+        state = str(getattr(app.status, "value", app.status)) if app else "NOT_STARTED"
+        if state == "RUNNING":
+            return plan, pipeline_routes()
+        if state == "DEPLOY_FAILED":
+            raise SetupError(f"the pipeline replicas did not start: {failure_cause(app)}")
+        if notice_at is not None and time.monotonic() >= notice_at:
+            notice_at = None
+            print(f"ray_ocr.serve: {notice_after_s:.0f} s on, of {plan.min_replicas} pipeline replicas: "
+                  f"{replica_counts(app)} (pending_allocation: waiting for CPUs/GPUs the cluster has not free; "
+                  "starting: building the pipeline); running ones answer already; Ctrl-C stops",
+                  file=sys.stderr, flush=True)
+        if stop.wait(1.0):
+            return None
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,15 +19,25 @@ HEALTH_APP_NAME = "ray_ocr_health"
 DEPLOYMENT_NAME = "PaddleXPipeline"
 HEALTH_DEPLOYMENT_NAME = "Health"
 REPLICA_HEADER = "x-ray-ocr-replica"
+GRACEFUL_SHUTDOWN_S = 600
 
 # What Ray Serve and PaddleX's serving app import beyond ray_ocr's own dependencies
 # (the `serve` extra); looked up without importing them.
-SERVE_EXTRA_MODULES = ("fastapi", "starlette", "uvicorn", "filetype", "aiohttp", "yarl")
+SERVE_EXTRA_MODULES = ("fastapi", "starlette", "uvicorn", "filetype", "aiohttp", "yarl", "ray.serve")
+
+
+def _found(name: str) -> bool:
+    # find_spec of a submodule (ray.serve) imports its parent, and raises if that is missing.
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
 
 
 def require_serve_extra() -> None:
-    """One line naming the fix, instead of an ImportError from deep in Ray or PaddleX."""
-    missing = [name for name in SERVE_EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    """One line naming the fix, instead of an ImportError from deep in Ray or PaddleX.
+    Imports Ray (to look up ray.serve): only the serve command and builders call it."""
+    missing = [name for name in SERVE_EXTRA_MODULES if not _found(name)]
     if missing:
         raise SetupError(f"serving needs the serve extra: pip install 'ray-ocr[serve]' (missing: "
                          f"{', '.join(missing)})")
@@ -67,6 +78,9 @@ class DeploymentPlan:
         options: dict[str, Any] = dict(
             ray_actor_options=self.ray_actor_options,
             max_ongoing_requests=self.max_ongoing_requests,
+            # A replica being removed (scale-down, delete) finishes its requests first; a
+            # long PDF can take minutes, Serve's default is 20 s.
+            graceful_shutdown_timeout_s=GRACEFUL_SHUTDOWN_S,
         )
         if self.min_replicas == self.max_replicas:
             options["num_replicas"] = self.min_replicas
@@ -75,9 +89,9 @@ class DeploymentPlan:
                 min_replicas=self.min_replicas,
                 max_replicas=self.max_replicas,
                 initial_replicas=self.min_replicas,
-                # A replica with one request predicting and one waiting is full; more
-                # ongoing per replica means requests are queued in front of it.
-                target_ongoing_requests=max(1, self.max_ongoing_requests - 1),
+                # A replica predicts one request at a time (PaddleX serializes the
+                # calls): a second ongoing one is already waiting, so scale up on it.
+                target_ongoing_requests=1,
                 upscale_delay_s=10,
                 downscale_delay_s=300,
             )
@@ -108,3 +122,28 @@ def plan_deployment(config, cluster) -> DeploymentPlan:
         planned=len(slots),
         max_ongoing_requests=config.max_ongoing_requests,
     )
+
+
+# -- reading serve.status() (duck-typed: tested with stand-ins, no Ray) -----------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure_cause(app_status) -> str:
+    """The last meaningful line of Serve's message for a failed pipeline application
+    (the deployment's, which ends with the replica constructor's exception, e.g. a
+    missing model), else the application's."""
+    deployment = getattr(app_status, "deployments", {}).get(DEPLOYMENT_NAME)
+    for message in (getattr(deployment, "message", ""), getattr(app_status, "message", "")):
+        lines = [line.strip() for line in _ANSI.sub("", message or "").splitlines()]
+        lines = [line for line in lines if line and not line.startswith(("^", "~"))]
+        if lines:
+            return lines[-1]
+    return "no cause given by Serve (see the Ray dashboard's Serve tab and the replica logs)"
+
+
+def replica_counts(app_status, deployment_name: str = DEPLOYMENT_NAME) -> str:
+    """'1 running, 1 pending_allocation' for the pipeline deployment."""
+    deployment = getattr(app_status, "deployments", {}).get(deployment_name) if app_status else None
+    states = dict(getattr(deployment, "replica_states", None) or {})
+    return ", ".join(f"{n} {str(getattr(s, 'value', s)).lower()}" for s, n in sorted(states.items()) if n) or "none yet"

@@ -68,6 +68,7 @@ def build_replica_pipeline(spec):
     RunnerSpec (engine/placement.py's slot applied)."""
     from ray_ocr.models.runner import _freeze_long_lived_objects, build_pipeline
 
+    require_serial_pipeline_calls()
     pipeline = build_pipeline(spec)
     if getattr(pipeline, "paddlex_pipeline", None) is None:
         raise SetupError(f"{type(pipeline).__name__} wraps no PaddleX pipeline; nothing to serve")
@@ -78,6 +79,17 @@ def build_replica_pipeline(spec):
     isolate_paddlex_random()  # after the warm-up: the modules its first run imported too
     _freeze_long_lived_objects()  # as batch actors do: full GCs stop walking the models
     return pipeline, paddlex_config_of(pipeline)
+
+
+def require_serial_pipeline_calls() -> None:
+    """PaddleX's app runs a pipeline's calls one at a time only with this flag on (its
+    default); Paddle's predictors are not thread-safe, so concurrent calls would corrupt
+    results: refuse to serve without it."""
+    from paddlex.utils import flags
+
+    if not flags.SERVING_SERIAL_PIPELINE_CALLS:
+        raise SetupError("PADDLE_PDX_SERVING_SERIAL_PIPELINE_CALLS is off: PaddleX's app would run pipeline "
+                         "calls concurrently and Paddle's predictors are not thread-safe; unset it")
 
 
 def warm_up(paddlex_pipeline) -> None:

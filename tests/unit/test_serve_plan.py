@@ -5,7 +5,13 @@ import pytest
 from ray_ocr.config import ServeConfig
 from ray_ocr.engine.cluster import ClusterInfo, NodeResources
 from ray_ocr.errors import SetupError, UsageError
-from ray_ocr.serve.plan import config_from_app_args, plan_deployment, require_serve_extra
+from ray_ocr.serve.plan import (
+    config_from_app_args,
+    failure_cause,
+    plan_deployment,
+    replica_counts,
+    require_serve_extra,
+)
 
 OFFLINE = {"text_detection_model_name": "PP-OCRv5_mobile_det"}
 
@@ -30,6 +36,7 @@ def test_cpu_replicas_share_the_node_like_batch_actors():
     options = plan.deployment_options()
     assert options["num_replicas"] == 2 and "autoscaling_config" not in options
     assert options["max_ongoing_requests"] == 2
+    assert options["graceful_shutdown_timeout_s"] == 600  # a long PDF finishes before its replica goes
 
 
 def test_gpu_fractions_and_autoscaling():
@@ -41,6 +48,10 @@ def test_gpu_fractions_and_autoscaling():
     autoscaling = plan.deployment_options()["autoscaling_config"]
     assert (autoscaling["min_replicas"], autoscaling["max_replicas"], autoscaling["initial_replicas"]) == (1, 8, 1)
     assert autoscaling["target_ongoing_requests"] == 1
+    wide = serve_config(device="cpu", instances_per_device=2, min_replicas=1, max_ongoing_requests=4)
+    # serial calls per replica: a second ongoing request is a queue, whatever it may hold
+    assert plan_deployment(wide, cluster((2, 0))).deployment_options()["autoscaling_config"][
+        "target_ongoing_requests"] == 1
 
 
 def test_max_replicas_caps_and_min_follows():
@@ -138,10 +149,57 @@ def test_without_the_serve_extra_one_line_says_what_to_install(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "filetype" else real(name, *a))
+    # ray.serve found without importing Ray (tests/unit import no Ray)
+    found = {"filetype": None, "ray.serve": object()}
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: found[name] if name in found else real(name, *a))
     with pytest.raises(SetupError) as err:
         require_serve_extra()
     assert str(err.value) == "serving needs the serve extra: pip install 'ray-ocr[serve]' (missing: filetype)"
+
+
+def test_without_ray_serve_it_is_named_not_raised(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def find_spec(name, *a):
+        if name == "ray.serve":  # what find_spec does when the parent package is missing
+            raise ModuleNotFoundError("No module named 'ray'")
+        return real(name, *a)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(SetupError, match=r"\(missing: ray.serve\)"):
+        require_serve_extra()
+
+
+class _Status:
+    """Stands in for serve.status()'s ApplicationStatusOverview / DeploymentStatusOverview."""
+
+    def __init__(self, message="", deployments=None, replica_states=None):
+        self.message = message
+        self.deployments = deployments or {}
+        self.replica_states = replica_states or {}
+
+
+def test_a_failed_replica_is_said_by_its_exception_line():
+    traceback = (
+        "The deployment failed to start 3 times in a row. This may be due to a problem with its "
+        "constructor or initial health check failing. See controller logs for details. Error:\n"
+        "\x1b[36mray::ServeReplica:ray_ocr:PaddleXPipeline.initialize_and_get_metadata()\x1b[39m "
+        "(pid=1, ip=127.0.0.1)\n  File \"/x/runner.py\", line 9, in build_pipeline\n    raise SetupError(m)\n"
+        "    ^^^^^^^^^^^^^^^^^\nray_ocr.errors.SetupError: --param text_detection_model_dir=/m/det: no such folder\n\n")
+    app = _Status("Deploying app 'ray_ocr' failed", {"PaddleXPipeline": _Status(traceback)})
+    assert failure_cause(app) == "ray_ocr.errors.SetupError: --param text_detection_model_dir=/m/det: no such folder"
+    assert failure_cause(_Status("Deploying app 'ray_ocr' failed\n")) == "Deploying app 'ray_ocr' failed"
+    assert failure_cause(_Status()).startswith("no cause given by Serve")
+
+
+def test_replica_counts_name_each_state():
+    app = _Status(deployments={"PaddleXPipeline": _Status(replica_states={"RUNNING": 1, "PENDING_ALLOCATION": 2,
+                                                                         "STOPPING": 0})})
+    assert replica_counts(app) == "2 pending_allocation, 1 running"
+    assert replica_counts(None) == replica_counts(_Status()) == "none yet"
 
 
 def test_the_sample_serve_config_is_the_offline_ocr_service():
