@@ -145,8 +145,8 @@ def deploy_or_explain(config: ServeConfig, cluster, stop: threading.Event | None
         if notice_at is not None and time.monotonic() >= notice_at:
             notice_at = None
             print(f"ray_ocr.serve: {notice_after_s:.0f} s on, of {plan.min_replicas} pipeline replicas: "
-                  f"{replica_counts(app)} (pending_allocation: waiting for CPUs/GPUs the cluster has not free; "
-                  "starting: building the pipeline); running ones answer already; Ctrl-C stops",
+                  f"{replica_counts(app)} (a starting one waits for CPUs/GPUs the cluster has not free, or builds "
+                  "its pipeline); running ones answer already; Ctrl-C stops",
                   file=sys.stderr, flush=True)
         if stop.wait(1.0):
             return None

@@ -143,7 +143,7 @@ def failure_cause(app_status) -> str:
 
 
 def replica_counts(app_status, deployment_name: str = DEPLOYMENT_NAME) -> str:
-    """'1 running, 1 pending_allocation' for the pipeline deployment."""
+    """'1 running, 2 starting' for the pipeline deployment."""
     deployment = getattr(app_status, "deployments", {}).get(deployment_name) if app_status else None
     states = dict(getattr(deployment, "replica_states", None) or {})
     return ", ".join(f"{n} {str(getattr(s, 'value', s)).lower()}" for s, n in sorted(states.items()) if n) or "none yet"

@@ -196,9 +196,9 @@ def test_a_failed_replica_is_said_by_its_exception_line():
 
 
 def test_replica_counts_name_each_state():
-    app = _Status(deployments={"PaddleXPipeline": _Status(replica_states={"RUNNING": 1, "PENDING_ALLOCATION": 2,
+    app = _Status(deployments={"PaddleXPipeline": _Status(replica_states={"RUNNING": 1, "STARTING": 2,
                                                                          "STOPPING": 0})})
-    assert replica_counts(app) == "2 pending_allocation, 1 running"
+    assert replica_counts(app) == "1 running, 2 starting"
     assert replica_counts(None) == replica_counts(_Status()) == "none yet"
 
 
