@@ -9,6 +9,8 @@ arguments of ``ray_ocr.run_batch`` and ``ray_ocr.predict``, the validation messa
 - ``PipelineOptions``: which pipeline, with which parameters, on which devices.
 - ``PredictConfig``: those plus how work is batched and retried (``ray_ocr.predict``).
 - ``RunConfig``: those plus where inputs and outputs are (``ray_ocr.run_batch``, the CLI).
+- ``ServeConfig``: ``PipelineOptions`` plus how the pipeline is served over HTTP
+  (``python -m ray_ocr.serve`` and the ``serve run`` builder, ray_ocr/serve).
 """
 
 from __future__ import annotations
@@ -309,15 +311,11 @@ class PipelineOptions:
         cli=ParamFlags("--param", "pipeline constructor argument (repeatable; YAML scalar value)",
                        "--params_file", "YAML mapping of pipeline constructor arguments; --param entries "
                                         "override it"))
-    predict_params: tuple[tuple[str, Any], ...] = option(
-        (), "predict() arguments", convert=_params("predict_params"),
-        cli=ParamFlags("--predict_param", "argument to predict() (repeatable; YAML scalar value)"))
     pipeline_config: str | None = option(
         None, "PaddleX pipeline YAML, passed as paddlex_config", convert=_pipeline_config)
     max_image_pixels: int | None = option(
         None, "larger images and rendered PDF pages fail instead of exhausting memory (default 178956970, "
               "PaddleX's limit)", check=at_least(1))
-    pdf_password: str | None = option(None, "password for encrypted PDFs")
     verbose: bool = option(False, "show Ray and PaddleX logs")
 
     def __post_init__(self):
@@ -343,10 +341,6 @@ class PipelineOptions:
     def pipeline_kwargs(self) -> dict[str, Any]:
         return dict(self.pipeline_params)
 
-    @property
-    def predict_kwargs(self) -> dict[str, Any]:
-        return dict(self.predict_params)
-
 
 def _validated(spec: dataclasses.Field, raw: Any, earlier: dict[str, Any]) -> Any:
     convert, check = spec.metadata["convert"], spec.metadata["check"]
@@ -361,8 +355,14 @@ def _validated(spec: dataclasses.Field, raw: Any, earlier: dict[str, Any]) -> An
 
 @dataclass(frozen=True, kw_only=True)
 class PredictConfig(PipelineOptions):
-    """What ``ray_ocr.predict`` takes: a pipeline and how work is batched and retried."""
+    """What ``ray_ocr.predict`` takes: a pipeline and how it is called, how work is batched
+    and retried. (Not PipelineOptions, which the service shares: PaddleX's serving API
+    takes predict() arguments per request, and has no PDF password at all.)"""
 
+    predict_params: tuple[tuple[str, Any], ...] = option(
+        (), "predict() arguments", convert=_params("predict_params"),
+        cli=ParamFlags("--predict_param", "argument to predict() (repeatable; YAML scalar value)"))
+    pdf_password: str | None = option(None, "password for encrypted PDFs")
     input_glob_pattern: str = option("*", "which files under the input folder ('**/*' recurses)", check=_glob)
     batch_size: int = option(1, "files per actor task", check=at_least(1))
     max_attempts: int = option(
@@ -435,3 +435,41 @@ class RunConfig(PredictConfig):
             raise UsageError("give the inputs as --input_dir DIR or --input_list FILE (one of them)")
         if self.input_list is not None and self.input_glob_pattern != "*":
             raise UsageError("--input_glob_pattern: an --input_list is taken as it is (no pattern)")
+
+
+# paddlex --serve's port: a client written for it needs no change.
+DEFAULT_SERVE_PORT = 8080
+
+
+def _tcp_port(port: int) -> str | None:
+    return None if 0 < port < 65536 else "must be a TCP port, 1-65535"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig(PipelineOptions):
+    """What ``python -m ray_ocr.serve`` (and ``ray_ocr.serve.app:build_app``) takes: a
+    pipeline placed as batch runs place it, and how its replicas are served over HTTP."""
+
+    min_replicas: int | None = option(
+        None, "autoscale between this many replicas and --max_replicas on queued requests (default: "
+              "--max_replicas, a fixed count)", check=at_least(1))
+    max_replicas: int | None = option(
+        None, "at most this many replicas (default: as many as the cluster holds, placed as a batch run "
+              "places its actors)", check=at_least(1))
+    # 2: one request predicting (PaddleX runs a pipeline's calls one at a time) and the
+    # next decoded and waiting, so a replica never idles while requests wait in the proxy.
+    max_ongoing_requests: int = option(
+        2, "requests a replica holds at once; the others wait in Serve's proxy for a free replica",
+        check=at_least(1))
+    host: str = option(
+        "127.0.0.1", "HTTP address to bind; 0.0.0.0 exposes the API, which has no authentication, to every "
+                     "network the machine is on", metavar="ADDR")
+    port: int = option(DEFAULT_SERVE_PORT, "HTTP port (PaddleX's)", check=_tcp_port)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.pipeline.is_paddleocr:
+            raise UsageError(f"--pipeline {self.pipeline.display_name}: serving needs a PaddleOCR pipeline (one "
+                             "that wraps a PaddleX pipeline, which has PaddleX's serving app)")
+        if self.min_replicas and self.max_replicas and self.min_replicas > self.max_replicas:
+            raise UsageError(f"--min_replicas {self.min_replicas} is more than --max_replicas {self.max_replicas}")

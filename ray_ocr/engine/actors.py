@@ -89,8 +89,6 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
                  ship_models: bool = False) -> dict:
     """Start one actor per slot. Ray restarts a dead actor (``max_restarts``); the
     driver, not Ray, retries its batch, so it can count attempts per file."""
-    import dataclasses
-
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -104,17 +102,10 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
     actors = ActorGroup()
     actors.models_ref = models
     for slot in slots:
-        options = dict(
-            name=slot.name,
-            num_cpus=slot.num_cpus,
-            num_gpus=slot.num_gpus,
-            max_restarts=max_restarts,
-            max_task_retries=0,
-        )
+        options = dict(name=slot.name, max_restarts=max_restarts, max_task_retries=0, **slot.ray_resources())
         if slot.node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(slot.node_id, soft=True)
-        slot_spec = dataclasses.replace(spec, device=slot.device, cpu_threads=slot.cpu_threads)
-        actors[slot.name] = remote_cls.options(**options).remote(slot_spec, slot.name, models)
+        actors[slot.name] = remote_cls.options(**options).remote(slot.placed(spec), slot.name, models)
     return actors
 
 
@@ -122,12 +113,10 @@ def start_pipeline_actors(cluster, spec: RunnerSpec, options) -> dict:
     """Plan the actors for the cluster (engine/placement.py) and start them: what
     ``ray_ocr.run_batch`` and ``ray_ocr.predict`` do once Ray is up. `options`: a
     config of ray_ocr/config.py (device, instances, GPU and CPU shares)."""
-    from ray_ocr.engine.placement import plan_actors
+    from ray_ocr.engine.placement import plan_for
 
-    name = options.pipeline.display_name
-    slots = plan_actors(name, options.device, cluster, options.instances_per_device,
-                        options.gpus_per_instance, options.cpus_per_instance)
     # One machine shares one disk; a cluster's workers get the driver's models.
-    actors = start_actors(slots, spec, ship_models=not cluster.embedded)
-    logger.info("starting %d %s actor(s) on %d node(s)", len(actors), name, len(cluster.nodes))
+    actors = start_actors(plan_for(options, cluster), spec, ship_models=not cluster.embedded)
+    logger.info("starting %d %s actor(s) on %d node(s)", len(actors), options.pipeline.display_name,
+                len(cluster.nodes))
     return actors

@@ -9,6 +9,7 @@ whole-CPU share, so instances never oversubscribe cores.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -35,6 +36,16 @@ class ActorSlot:
     cpu_threads: int | None
     node_id: str | None = None  # soft affinity: CPU actors spread over nodes
 
+    def ray_resources(self) -> dict:
+        """What the actor asks Ray for: ``ray.remote`` options for a batch actor,
+        ``ray_actor_options`` for a Serve replica."""
+        return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+
+    def placed(self, spec):
+        """The pipeline's RunnerSpec as this slot runs it: the device Ray leaves visible
+        and its whole-CPU share as ``cpu_threads``."""
+        return dataclasses.replace(spec, device=self.device, cpu_threads=self.cpu_threads)
+
 
 def resolve_device_kind(device: DeviceRequest, cluster: ClusterInfo) -> str:
     if device.kind != "auto":
@@ -55,6 +66,13 @@ def plan_actors(
     if kind == "gpu":
         return _plan_gpu(pipeline_name, device, cluster, k, gpus_per_instance, cpus_per_instance)
     return _plan_cpu(pipeline_name, cluster, k, cpus_per_instance)
+
+
+def plan_for(options, cluster: ClusterInfo) -> list[ActorSlot]:
+    """The slots for a config of ray_ocr/config.py (its device and GPU and CPU shares):
+    batch runs start an actor per slot; ray_ocr.serve gives each replica a slot's shape."""
+    return plan_actors(options.pipeline.display_name, options.device, cluster, options.instances_per_device,
+                       options.gpus_per_instance, options.cpus_per_instance)
 
 
 def _plan_gpu(name, device, cluster, k, gpus_per_instance, cpus_per_instance) -> list[ActorSlot]:

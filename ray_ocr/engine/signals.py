@@ -11,8 +11,9 @@ logger = logging.getLogger(__name__)
 
 
 class StopFlag:
-    def __init__(self):
+    def __init__(self, message: str = "finishing the batches in flight, then stopping"):
         self.event = threading.Event()
+        self._message = message  # what the first signal does (the serve command stops otherwise)
         self._previous = {}
 
     def __enter__(self) -> "StopFlag":
@@ -24,7 +25,7 @@ class StopFlag:
     def _handle(self, signum, _frame):
         if self.event.is_set():
             raise KeyboardInterrupt  # second signal: stop now
-        logger.warning("signal %s: finishing the batches in flight, then stopping", signum)
+        logger.warning("signal %s: %s", signum, self._message)
         self.event.set()
 
     def __exit__(self, *exc):

@@ -60,14 +60,15 @@ class RunnerSpec:
 
     @classmethod
     def from_options(cls, options) -> "RunnerSpec":
-        """The spec for a config of ray_ocr/config.py (its --pipeline_config read once)."""
+        """The spec for a config of ray_ocr/config.py (its --pipeline_config read once).
+        A ServeConfig has no predict or output options: PaddleX's app takes them per request."""
         return cls(
             pipeline=options.pipeline,
             init_params=options.pipeline_params,
-            predict_params=options.predict_params,
+            predict_params=getattr(options, "predict_params", ()),
             paddlex_config=_load_pipeline_config(options.pipeline_config),
             max_image_pixels=options.max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS,
-            pdf_password=options.pdf_password,
+            pdf_password=getattr(options, "pdf_password", None),
             save=getattr(options, "save", ()),
             query=getattr(options, "query", None),
         )

@@ -94,17 +94,35 @@ def test_save_kinds(tmp_path):
         parse_save("pdf", resolve_pipeline("OCR"))
 
 
+def _parser_flags(parser) -> set[str]:
+    return {opt for action in parser._actions for opt in action.option_strings
+            if opt.startswith("--") and opt != "--help"}
+
+
+def _table_flags(text: str) -> set[str]:
+    return {line.split("`")[1].split()[0] for line in text.splitlines() if line.startswith("| `--")}
+
+
+def _readme() -> str:
+    from tests.conftest import REPO
+
+    return (REPO / "README.md").read_text(encoding="utf-8")
+
+
 def test_every_cli_flag_is_in_the_readme_table():
     """The README's flag table is the CLI's documentation: a flag missing there is a bug."""
     from ray_ocr.cli import build_parser
-    from tests.conftest import REPO
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    table = readme.split("### Flags", 1)[1].split("\n### ", 1)[0]
-    documented = {line.split("`")[1].split()[0] for line in table.splitlines() if line.startswith("| `--")}
-    flags = {opt for action in build_parser()._actions for opt in action.option_strings
-             if opt.startswith("--") and opt != "--help"}
-    assert flags == documented
+    table = _readme().split("### Flags", 1)[1].split("\n### ", 1)[0]
+    assert _parser_flags(build_parser()) == _table_flags(table)
+
+
+def test_every_serve_flag_is_in_the_readme_serving_table():
+    """Likewise `python -m ray_ocr.serve`'s flags, in the README's "Serving" section."""
+    from ray_ocr.serve.cli import build_parser
+
+    section = _readme().split("\n## Serving\n", 1)[1].split("\n## ", 1)[0]
+    assert _parser_flags(build_parser()) == _table_flags(section)
 
 
 def test_each_option_is_one_flag_and_one_keyword(tmp_path):
@@ -116,8 +134,7 @@ def test_each_option_is_one_flag_and_one_keyword(tmp_path):
     from ray_ocr.cli import build_parser
     from ray_ocr.config import PredictConfig
 
-    flags = {opt[2:] for action in build_parser()._actions for opt in action.option_strings
-             if opt.startswith("--") and opt != "--help"}
+    flags = {flag[2:] for flag in _parser_flags(build_parser())}
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     assert flags == (fields - {"pipeline_params", "predict_params"}) | {"param", "params_file", "predict_param"}
     assert {f.name for f in dataclasses.fields(PredictConfig)} < fields

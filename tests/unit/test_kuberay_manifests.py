@@ -1,4 +1,4 @@
-"""examples/kuberay: the RayJob manifest against KubeRay's own CRD schemas,
+"""examples/kuberay: the RayJob and RayService manifests against KubeRay's own CRD schemas,
 their key choices, and the image's Dockerfile against the launcher configs.
 
 The schemas are the OpenAPI v3 schemas of KubeRay's CustomResourceDefinitions
@@ -11,6 +11,7 @@ ignored. No cluster, no Ray: yaml and jsonschema only.
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 import shlex
@@ -26,7 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 KUBERAY = REPO.parent / "shared" / "kuberay"
 EXAMPLES = REPO / "examples" / "kuberay"
 RAYJOB = EXAMPLES / "rayjob.yaml"
+RAYSERVICE = EXAMPLES / "rayservice.yaml"
 DOCKERFILE = EXAMPLES / "Dockerfile"
+SERVE_APP = REPO / "ray_ocr" / "serve" / "app.py"
 
 
 def _strict(schema):
@@ -64,6 +67,11 @@ def validate(manifest: dict, filename: str) -> None:
 @pytest.fixture(scope="module")
 def rayjob() -> dict:
     return yaml.safe_load(RAYJOB.read_text())
+
+
+@pytest.fixture(scope="module")
+def rayservice() -> dict:
+    return yaml.safe_load(RAYSERVICE.read_text())
 
 
 def _containers(cluster_spec: dict) -> list[dict]:
@@ -116,6 +124,33 @@ def test_rayjob_runs_ray_ocr_on_the_gpus_and_goes_away(rayjob):
 # --- RayService ------------------------------------------------------------------------
 
 
+def test_rayservice_is_valid_for_kuberay(rayservice):
+    assert (rayservice["apiVersion"], rayservice["kind"]) == ("ray.io/v1", "RayService")
+    validate(rayservice, "ray.io_rayservices.yaml")
+    _assert_cluster_choices(rayservice["spec"]["rayClusterConfig"])
+
+
+def _module_functions(path: Path) -> set[str]:
+    """Read from the source: importing ray_ocr.serve.app would import Ray Serve."""
+    return {node.name for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)}
+
+
+def test_rayservice_deploys_ray_ocr_serve(rayservice):
+    from ray_ocr.serve.plan import config_from_app_args
+
+    config = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    apps = {app["name"]: app for app in config["applications"]}
+    ocr = apps["ray_ocr"]
+    assert ocr["import_path"] == "ray_ocr.serve.app:build_app" and ocr["route_prefix"] == "/"
+    serve_config = config_from_app_args(ocr["args"])  # every arg one that build_app takes
+    assert (serve_config.pipeline.display_name, str(serve_config.device)) == ("OCR", "gpu")
+    assert serve_config.instances_per_device == 2 and serve_config.pipeline_kwargs
+    health = apps["ray_ocr_health"]
+    assert health["import_path"] == "ray_ocr.serve.app:build_health_app"
+    assert health["route_prefix"] == "/health" and health["args"]["app_name"] == "ray_ocr"
+    assert {"build_app", "build_health_app"} <= _module_functions(SERVE_APP)
+
+
 # --- the image ----------------------------------------------------------------------------
 
 
@@ -135,7 +170,7 @@ def test_the_image_matches_the_launcher_configs():
     (paddle,) = [c for c in aws["worker_setup_commands"] if "paddlepaddle-gpu" in c]
     paddle_args = paddle.split("pip install -q ", 1)[1]  # version and PaddlePaddle's index
     assert f"RUN pip install --no-cache-dir {paddle_args}\n" in dockerfile
-    assert '"/home/ray/ray_ocr[models]"' in dockerfile and "[cpu" not in dockerfile
+    assert '"/home/ray/ray_ocr[models,serve]"' in dockerfile and "[cpu" not in dockerfile
     (seed,) = [c for c in aws["worker_setup_commands"] if "seed_bundled_models()" in c]
     assert f"RUN {seed}\n" in dockerfile
     ignored = (EXAMPLES / "Dockerfile.dockerignore").read_text().split()

@@ -1,0 +1,156 @@
+"""``python -m ray_ocr.serve``: PaddleX's serving API for one pipeline, on Ray Serve.
+
+    python -m ray_ocr.serve --pipeline OCR --device cpu --params_file samples/ocr_mobile_offline.yaml
+
+The flags are ServeConfig's options (ray_ocr/config.py), parsed by the helpers of
+``python -m ray_ocr.run`` (ray_ocr/cli.py): an option both take is declared once.
+``serve_forever`` does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from ray_ocr.cli import build_config_parser, configure_logging, options_from_args
+from ray_ocr.config import ServeConfig
+from ray_ocr.errors import SetupError, UsageError
+
+logger = logging.getLogger("ray_ocr")
+
+PENDING_NOTICE_S = 60.0  # when the replicas not running yet are said (once)
+DELETE_WAIT_S = 60.0  # at most this long waiting for the applications' delete on a cluster joined
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return build_config_parser(
+        ServeConfig, error_prefix="ray_ocr.serve", prog="python -m ray_ocr.serve",
+        description="PaddleX's serving API for one PaddleOCR pipeline (the same paths, requests and responses "
+                    "as paddlex --serve), answered by Ray Serve replicas placed as batch runs place actors.",
+        epilog="Runs until SIGINT/SIGTERM (exit code 0; 130 if stopped before the replicas ran or by a "
+               "second signal). Exit code 2: usage or setup error. Needs the serve extra: "
+               "pip install 'ray-ocr[serve]'.",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(getattr(args, "verbose", False))
+    from ray_ocr.serve.plan import require_serve_extra
+
+    try:
+        require_serve_extra()
+        config = ServeConfig.build(**options_from_args(args, ServeConfig))
+        return serve_forever(config)
+    except (UsageError, SetupError) as exc:
+        print(f"ray_ocr.serve: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second SIGINT/SIGTERM: exit now, as the batch command does
+        print("ray_ocr.serve: stopped at once", file=sys.stderr)
+        return 130
+
+
+def serve_forever(config: ServeConfig) -> int:
+    """Start (or join) Ray, deploy, print where the API is, and serve until SIGINT or
+    SIGTERM (0); a signal while the replicas start stops them (130), a second one
+    exits at once (KeyboardInterrupt)."""
+    from ray_ocr.engine.cluster import gpus_for_this_run, ray_session
+    from ray_ocr.engine.signals import StopFlag
+
+    gpu_ids = gpus_for_this_run(config.address, config.device)
+    with StopFlag("deleting the service's applications, then stopping") as flag, \
+            ray_session(config.address, gpu_ids, quiet=not config.verbose) as cluster, \
+            serve_started(config, embedded=cluster.embedded):
+        base = f"http://{config.host}:{config.port}"
+        print(f"ray_ocr.serve: starting {config.pipeline.display_name} replicas; /health answers meanwhile "
+              f"at {base}/health", flush=True)
+        deployed = deploy_or_explain(config, cluster, stop=flag.event)
+        if deployed is None:
+            print("ray_ocr.serve: stopped before the replicas ran", flush=True)
+            return 130
+        plan, paths = deployed
+        print(f"ray_ocr.serve: {config.pipeline.display_name} at {', '.join(base + p for p in paths)} "
+              f"({plan.min_replicas}-{plan.max_replicas} replicas, each {plan.ray_actor_options}); "
+              f"health {base}/health" + (f"; dashboard {cluster.dashboard_url}" if cluster.dashboard_url else ""),
+              flush=True)
+        while not flag.event.wait(1.0):
+            pass
+        print("ray_ocr.serve: stopping", flush=True)
+    return 0
+
+
+@contextmanager
+def serve_started(config: ServeConfig, embedded: bool) -> Iterator[None]:
+    """Serve's HTTP proxy on --host/--port; on the way out this service's applications
+    are deleted, and Serve itself stopped only in a Ray this process started."""
+    from ray import serve
+
+    serve.start(http_options={"host": config.host, "port": config.port})
+    try:
+        yield
+    finally:
+        delete_apps(wait_s=0 if embedded else DELETE_WAIT_S)
+        if embedded:
+            serve.shutdown()
+
+
+def delete_apps(wait_s: float) -> None:
+    """Delete this service's applications, waiting at most `wait_s` for them to go:
+    a replica still waiting for resources may otherwise hold the delete for its whole
+    graceful-shutdown time (plan.GRACEFUL_SHUTDOWN_S). Serve finishes it meanwhile."""
+    from ray import serve
+
+    from ray_ocr.serve.plan import APP_NAME, HEALTH_APP_NAME
+
+    for name in (APP_NAME, HEALTH_APP_NAME):
+        try:
+            serve.delete(name, _blocking=False)
+        except Exception:  # noqa: BLE001 - never deployed, or already gone
+            pass
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if not {APP_NAME, HEALTH_APP_NAME} & set(serve.status().applications):
+            return
+        time.sleep(1.0)
+    if wait_s:
+        print(f"ray_ocr.serve: the applications are still being deleted after {wait_s:.0f} s; Serve "
+              "finishes that in the cluster", file=sys.stderr, flush=True)
+
+
+def deploy_or_explain(config: ServeConfig, cluster, stop: threading.Event | None = None,
+                      notice_after_s: float = PENDING_NOTICE_S):
+    """Deploy, then wait until every pipeline replica runs: (plan, POST paths), or None
+    if `stop` is set first. A failed deployment is a SetupError naming Serve's cause;
+    replicas still not running after `notice_after_s` are said once."""
+    from ray import serve
+
+    from ray_ocr.serve.app import pipeline_routes, start_deploy
+    from ray_ocr.serve.plan import APP_NAME, failure_cause, replica_counts
+
+    plan = start_deploy(config, cluster)
+    stop = stop or threading.Event()
+    notice_at = time.monotonic() + notice_after_s
+    while True:
+        app = serve.status().applications.get(APP_NAME)
+        state = str(getattr(app.status, "value", app.status)) if app else "NOT_STARTED"
+        if state == "RUNNING":
+            return plan, pipeline_routes()
+        if state == "DEPLOY_FAILED":
+            raise SetupError(f"the pipeline replicas did not start: {failure_cause(app)}")
+        if notice_at is not None and time.monotonic() >= notice_at:
+            notice_at = None
+            print(f"ray_ocr.serve: {notice_after_s:.0f} s on, of {plan.min_replicas} pipeline replicas: "
+                  f"{replica_counts(app)} (a starting one waits for CPUs/GPUs the cluster has not free, or builds "
+                  "its pipeline); running ones answer already; Ctrl-C stops",
+                  file=sys.stderr, flush=True)
+        if stop.wait(1.0):
+            return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

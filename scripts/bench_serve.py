@@ -1,0 +1,264 @@
+"""Online OCR: `paddlex --serve` (one pipeline, one process) against ray_ocr.serve with
+1 and 2 replicas, side by side in one run, same images, same pipeline parameters.
+
+Each server runs in a fresh process on a free port; each is warmed up, then driven by
+1, 8 and 32 concurrent clients (threads here, each a requests.Session) posting
+`{"file": <base64>, "fileType": 1}` to /ocr as PaddleX's serving docs show, cycling over
+the images. Requests/s = answered requests / wall time of the level; p50/p99 per request.
+
+paddlex --serve runs offline with the same parameters: its pipeline config is PaddleX's
+stock OCR config with samples/ocr_mobile_offline.yaml's models and switches (exported by
+paddleocr's export_paddlex_config_to_yaml), plus `engine_config` giving Paddle all the
+machine's cores (cpu_threads) like ray_ocr's single replica gets; the models are seeded
+into the PaddleX cache first, with the bundled font its visualizations draw with.
+
+    python scripts/bench_serve.py                      # 1/8/32 clients, 3 servers
+    python scripts/bench_serve.py --quick              # 1/8 clients, fewer requests
+    python scripts/bench_serve.py --servers ray_ocr:2 --clients 8 --requests 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+REALDOCS = REPO.parent / "shared" / "realdocs" / "paddleocr"
+PARAMS_FILE = REPO / "samples" / "ocr_mobile_offline.yaml"
+IMAGES = ["11.jpg", "1.jpg", "word_ch_1.jpg", "table.jpg", "textline.png", "android_det_90.jpg"]
+PYTHON = sys.executable
+PADDLEX = str(Path(sys.executable).with_name("paddlex"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_environment(workdir: Path) -> dict:
+    """Environment for both servers: the PaddleX cache with the bundled models and font
+    (PaddleX draws its visualizations with it, offline), no model source check."""
+    env = dict(os.environ)
+    env.setdefault("PADDLE_PDX_CACHE_HOME", str(workdir / "pdx"))
+    env["PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK"] = "True"
+    os.environ.update({k: env[k] for k in ("PADDLE_PDX_CACHE_HOME", "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK")})
+    from ray_ocr.models.model_cache import seed_bundled_models
+
+    seed_bundled_models()
+    return env
+
+
+def paddlex_config(workdir: Path, env: dict, cpu_threads: int) -> Path:
+    """The PaddleX pipeline YAML for `paddlex --serve --pipeline FILE` (exported by
+    paddleocr in a child process, so this one never imports Paddle)."""
+    path = workdir / "ocr_pipeline.yaml"
+    code = (
+        "import sys, yaml; from paddleocr import PaddleOCR; "
+        "p = yaml.safe_load(open(sys.argv[1])); "
+        "PaddleOCR(device='cpu', **p).export_paddlex_config_to_yaml(sys.argv[2])"
+    )
+    subprocess.run([PYTHON, "-c", code, str(PARAMS_FILE), str(path)], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = yaml.safe_load(path.read_text())
+    # What paddleocr passes create_pipeline for device="cpu" (paddleocr/_common_args.py).
+    config["engine_config"] = {"paddle_static": {"cpu_threads": cpu_threads, "mkldnn_cache_capacity": 10,
+                                                 "enable_cinn": False}}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class Server:
+    def __init__(self, name: str, argv: list[str], env: dict, port: int, ready_line: str | None, log: Path):
+        self.name, self.port, self.log = name, port, log
+        self.url = f"http://127.0.0.1:{port}"
+        self._log_handle = open(log, "w")
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=self._log_handle, text=True,
+                                     start_new_session=True)
+        self._ready = threading.Event()
+        self._ready_line = ready_line
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self._log_handle.write(line)
+            self._log_handle.flush()
+            if self._ready_line and self._ready_line in line:
+                self._ready.set()
+
+    def wait_ready(self, timeout: float) -> float:
+        import requests
+
+        started = time.perf_counter()
+        deadline = started + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}; see {self.log}")
+            if self._ready_line is None or self._ready.is_set():
+                try:
+                    if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                        return time.perf_counter() - started
+                except requests.RequestException:
+                    pass
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.name} not ready after {timeout} s; see {self.log}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # ray_ocr.serve cleans up on SIGINT
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this script started
+                self.proc.wait()
+        self._log_handle.close()
+
+
+def _post_timed(session, url: str, body: bytes, timeout: float) -> tuple[bool, str, float]:
+    """(answered with errorCode 0, the replica that answered or the exception, seconds)."""
+    import requests
+
+    started = time.perf_counter()
+    try:
+        r = session.post(url + "/ocr", data=body, timeout=timeout, headers={"Content-Type": "application/json"})
+        ok, who = r.status_code == 200 and r.json().get("errorCode") == 0, r.headers.get("x-ray-ocr-replica", "-")
+    except requests.RequestException as exc:
+        ok, who = False, type(exc).__name__
+    return ok, who, time.perf_counter() - started
+
+
+def drive(url: str, bodies: list[bytes], clients: int, total: int, timeout: float) -> dict:
+    """`total` requests from `clients` threads (a requests.Session each), cycling over
+    `bodies`; the row of the level: requests/s, p50/p99 of the answered ones."""
+    import requests
+
+    outcomes: list[tuple[bool, str, float]] = []
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def client():
+        session = requests.Session()
+        while (i := _next(counter, lock)) is not None:
+            outcome = _post_timed(session, url, bodies[i % len(bodies)], timeout)
+            with lock:
+                outcomes.append(outcome)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return _level_row(clients, total, outcomes, time.perf_counter() - started)
+
+
+def _next(counter, lock: threading.Lock) -> int | None:
+    with lock:
+        return next(counter, None)
+
+
+def _level_row(clients: int, total: int, outcomes: list, wall: float) -> dict:
+    ordered = sorted(seconds for ok, _, seconds in outcomes if ok)
+    replicas = dict(Counter(who for ok, who, _ in outcomes if ok))
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else float("nan")
+    return {"clients": clients, "requests": total, "ok": len(ordered), "failed": len(outcomes) - len(ordered),
+            "wall_s": round(wall, 2), "rps": round(len(ordered) / wall, 3),
+            "p50_s": round(statistics.median(ordered), 3) if ordered else None,
+            "p99_s": round(p99, 3), "per_replica": replicas, "load_avg": round(os.getloadavg()[0], 2)}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--servers", default="paddlex,ray_ocr:1,ray_ocr:2",
+                        help="comma list of paddlex and ray_ocr:<replicas>")
+    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--requests", type=int, default=0,
+                        help="requests per level (default: max(16, 2 x clients))")
+    parser.add_argument("--images", default=",".join(IMAGES))
+    parser.add_argument("--visualize", choices=("default", "on", "off"), default="default",
+                        help="send visualize (default: leave it out, PaddleX's default is on)")
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--quick", action="store_true", help="1 and 8 clients, 8 requests each")
+    parser.add_argument("--json", help="write the results here")
+    return parser.parse_args(argv)
+
+
+def start_server(spec: str, workdir: Path, env: dict, cores: int) -> Server:
+    """`paddlex --serve` (one process, Paddle on every core) or ``ray_ocr:<replicas>``."""
+    port = free_port()
+    if spec == "paddlex":
+        config = paddlex_config(workdir, env, cpu_threads=cores)
+        argv = [PADDLEX, "--serve", "--pipeline", str(config), "--device", "cpu",
+                "--host", "127.0.0.1", "--port", str(port)]
+        return Server("paddlex --serve", argv, env, port, None, workdir / "paddlex.log")
+    replicas = int(spec.split(":")[1])
+    argv = [PYTHON, "-m", "ray_ocr.serve", "--pipeline", "OCR", "--device", "cpu",
+            "--params_file", str(PARAMS_FILE), "--instances_per_device", str(replicas), "--port", str(port)]
+    return Server(spec, argv, env, port, "ray_ocr.serve: OCR at", workdir / f"{spec.replace(':', '_')}.log")
+
+
+def measure(server: Server, bodies: list[bytes], levels: list[int], args) -> list[dict]:
+    ready = server.wait_ready(600)
+    print(f"{server.name}: ready in {ready:.1f} s", flush=True)
+    drive(server.url, bodies, 2, 4, args.timeout)  # warm-up: every replica's first calls
+    rows = []
+    for clients in levels:
+        total = 8 if args.quick else (args.requests or max(16, 2 * clients))
+        row = drive(server.url, bodies, clients, total, args.timeout)
+        print(f"  {server.name:15} clients={clients:<3} {json.dumps(row)}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    levels = [1, 8] if args.quick else [int(c) for c in args.clients.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    env = prepare_environment(workdir)
+    cores = len(os.sched_getaffinity(0))
+    extra = {} if args.visualize == "default" else {"visualize": args.visualize == "on"}
+    bodies = [json.dumps({"file": base64.b64encode((REALDOCS / n).read_bytes()).decode(), "fileType": 1,
+                          **extra}).encode() for n in args.images.split(",")]
+    results: dict[str, list[dict]] = {}
+    for spec in args.servers.split(","):
+        server = start_server(spec, workdir, env, cores)
+        try:
+            results[spec] = measure(server, bodies, levels, args)
+        finally:
+            server.stop()
+    print_table(results, levels)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"levels": levels, "results": results, "cores": cores}, indent=2))
+    return 0 if all(r["failed"] == 0 for rows in results.values() for r in rows) else 1
+
+
+def print_table(results: dict, levels: list[int]) -> None:
+    base = results.get("paddlex")
+    print(f"\n{'server':12} {'clients':>7} {'req/s':>8} {'p50 s':>7} {'p99 s':>7} {'x paddlex req/s':>16} "
+          f"{'x paddlex p99':>14} {'failed':>6} {'load':>5}")
+    for name, rows in results.items():
+        for i, row in enumerate(rows):
+            ratio_rps = ratio_p99 = ""
+            if base and name != "paddlex" and base[i]["rps"]:
+                ratio_rps = f"{row['rps'] / base[i]['rps']:.2f}"
+                ratio_p99 = f"{row['p99_s'] / base[i]['p99_s']:.2f}" if base[i]["p99_s"] else ""
+            print(f"{name:12} {row['clients']:>7} {row['rps']:>8.3f} {row['p50_s'] or 0:>7.2f} {row['p99_s']:>7.2f} "
+                  f"{ratio_rps:>16} {ratio_p99:>14} {row['failed']:>6} {row['load_avg']:>5}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
