@@ -94,14 +94,22 @@ def require_serial_pipeline_calls() -> None:
 
 def warm_up(paddlex_pipeline) -> None:
     """One small prediction with text in it, so the first request does not pay for
-    Paddle's first run (detection and recognition both)."""
+    Paddle's first run (detection and recognition both). Pipelines whose predict() takes
+    no image (DocUnderstanding's takes an image and a query; PP-ChatOCRv4's and
+    PP-DocTranslation's work through other methods and return None) are not warmed up:
+    their first request pays instead."""
+    import logging
+
     import cv2
     import numpy as np
 
     image = np.full((64, 320, 3), 255, dtype=np.uint8)
     cv2.putText(image, "ray_ocr 2024", (8, 44), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 2)
-    for _ in paddlex_pipeline.predict(image):
-        pass
+    try:
+        for _ in paddlex_pipeline.predict(image):
+            pass
+    except Exception as exc:  # noqa: BLE001 - a warm-up is an optimisation, never a failed replica
+        logging.getLogger("ray_ocr").info("warm-up skipped for %s: %s", type(paddlex_pipeline).__name__, exc)
 
 
 class ReplicaHeader:

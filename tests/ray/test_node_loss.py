@@ -32,7 +32,8 @@ def three_nodes():
 
 def test_run_survives_losing_a_worker_node(three_nodes, tmp_path):
     cluster, workers = three_nodes
-    names = ["general_ocr_002.jpg", "11.jpg", "table.jpg", "textline.png", "word_ch_1.jpg", "pdflatex-outline.pdf"]
+    names = ["general_ocr_002.jpg", "11.jpg", "table.jpg", "textline.png", "word_ch_1.jpg",
+             "img_12.jpg", "tipc_web_test.jpg", "seal.png", "pdflatex-outline.pdf"]
     inputs = copy_docs(tmp_path / "in", names)
     # A second copy of each image: work left after the loss for the actor Ray restarts
     # elsewhere (its pipeline takes seconds to build), so the test sees it come back.
