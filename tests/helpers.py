@@ -7,11 +7,19 @@ tests/reportpage.py, tests/textmatch.py), never from each other.
 from __future__ import annotations
 
 import json
+import socket
 import struct
 import zlib
 from pathlib import Path
 
 from tests.conftest import STANDIN
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (for a test's own server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def make_images(folder: Path, count: int, width: int = 32) -> Path:

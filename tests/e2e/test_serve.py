@@ -14,7 +14,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import threading
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS
+from tests.helpers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -43,12 +43,6 @@ def _body(name: str, **extra) -> dict:
     """The request PaddleX's serving docs show: base64 file + fileType (0 PDF, 1 image)."""
     data = (DOCS / name).read_bytes()
     return {"file": _b64(data), "fileType": 0 if name.endswith(".pdf") else 1, **extra}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _reference_config() -> dict:
@@ -132,7 +126,7 @@ def service(ray_cluster):
 
     started = time.perf_counter()
     config = ServeConfig.build(pipeline="OCR", device="cpu", pipeline_params=MOBILE_OCR_PARAMS,
-                               instances_per_device=2, port=_free_port(), max_image_pixels=PIXEL_LIMIT)
+                               instances_per_device=2, port=free_port(), max_image_pixels=PIXEL_LIMIT)
     url = f"http://127.0.0.1:{config.port}"
     seen: list = []
     done = threading.Event()
