@@ -293,16 +293,16 @@ class PipelineOptions:
 
     pipeline: PipelineRef = option(
         help="PaddleOCR pipeline: class (OCR, SealRecognition, PPStructureV3, ...), CLI name "
-             "(ocr, seal_recognition, ...), or package.module:Class", convert=_pipeline, arg_type=str)
+             "(ocr, seal_recognition, ...), or package.module:Class (your own; batch runs only)", convert=_pipeline, arg_type=str)
     device: DeviceRequest = option(
         DeviceRequest(), "cpu, gpu (every GPU Ray sees) or gpu:0,1,... (auto: gpu if Ray sees one, else cpu)",
         convert=_device, arg_type=str)
     instances_per_device: int = option(
-        1, "pipeline actors per GPU (each asks 1/K GPU) or per node on cpu", check=at_least(1))
+        1, "pipeline instances (batch actors, serving replicas) per GPU (each asks 1/K GPU) or per node on cpu", check=at_least(1))
     gpus_per_instance: float | None = option(
-        None, "GPU fraction each actor asks for (default 1/instances_per_device)", check=above(0))
+        None, "GPU fraction each instance asks for (default 1/instances_per_device)", check=above(0))
     cpus_per_instance: float | None = option(
-        None, "CPUs each actor asks for; also its Paddle cpu_threads (default on cpu: the node's CPUs / "
+        None, "CPUs each instance asks for; also its Paddle cpu_threads (default on cpu: the node's CPUs / "
               "instances_per_device)", check=above(0))
     address: str | None = option(
         None, "join a running Ray cluster (auto, host:port, ray://...); default: embedded Ray")
@@ -316,7 +316,7 @@ class PipelineOptions:
     max_image_pixels: int | None = option(
         None, "larger images and rendered PDF pages fail instead of exhausting memory (default 178956970, "
               "PaddleX's limit)", check=at_least(1))
-    verbose: bool = option(False, "show Ray and PaddleX logs")
+    verbose: bool = option(False, "show the logs of Ray (and Serve) and PaddleX")
 
     def __post_init__(self):
         if self.device.kind == "cpu" and self.gpus_per_instance is not None:
@@ -469,7 +469,7 @@ class ServeConfig(PipelineOptions):
     def __post_init__(self):
         super().__post_init__()
         if not self.pipeline.is_paddleocr:
-            raise UsageError(f"--pipeline {self.pipeline.display_name}: serving needs a PaddleOCR pipeline (one "
-                             "that wraps a PaddleX pipeline, which has PaddleX's serving app)")
+            raise UsageError(f"--pipeline {self.pipeline.display_name}: serving takes a pipeline that PaddleX "
+                             "serves, by name (OCR, SealRecognition, PPStructureV3, ...), not a class")
         if self.min_replicas and self.max_replicas and self.min_replicas > self.max_replicas:
             raise UsageError(f"--min_replicas {self.min_replicas} is more than --max_replicas {self.max_replicas}")

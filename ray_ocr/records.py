@@ -29,12 +29,13 @@ class Task:
 
 @dataclass(frozen=True)
 class InputItem:
-    """One input file, as shipped to an actor: its bytes, never a path to read.
+    """One input file, as shipped to an actor: its bytes, or where to read them.
 
     `key` is the path relative to the input root (POSIX separators), `source_path`
     is what the output JSON names as ``input_path``. `page_range` restricts a PDF to some
-    page indexes (None: all pages). With `uri_root` set, `data` is empty and the actor
-    reads the bytes itself from that folder URI (every node can read it). The parts of
+    page indexes (None: all pages). With `read_root` set, `data` is empty and the actor
+    reads the bytes itself from that folder (a URI every node can read, or a folder of
+    the driver's machine when the actors run on it too). The parts of
     a split PDF share one copy of its bytes: `data` is then a reference to them in
     Ray's object store, which the actor resolves (see engine/actors.py).
     """
@@ -43,7 +44,7 @@ class InputItem:
     source_path: str
     data: Any
     page_range: tuple[int, ...] | None = None
-    uri_root: str | None = None
+    read_root: str | None = None
     output_base: str | None = None  # set when the actor writes its outputs: their name (io/outputs.py)
 
     @property
@@ -54,6 +55,23 @@ class InputItem:
     def nbytes(self) -> int:
         """Bytes this item adds to the object store (a shared reference adds none)."""
         return len(self.data) if isinstance(self.data, (bytes, bytearray, memoryview)) else 0
+
+    def to_wire(self) -> "tuple | InputItem":
+        """As sent to an actor: a plain tuple, which Ray's serializer packs natively (an
+        object costs it a pickling step each: a tenth of the driver's CPU per tiny file).
+        A path that is not UTF-8 (a file name's undecodable byte, surrogate-escaped) is
+        something only pickle carries: such an item goes as it is."""
+        if not _utf8(self.source_path) or (self.read_root is not None and not _utf8(self.read_root)):
+            return self
+        return self.key, self.source_path, self.data, self.page_range, self.read_root, self.output_base
+
+    @classmethod
+    def from_wire(cls, wire: "tuple | InputItem") -> "InputItem":
+        if isinstance(wire, InputItem):
+            return wire
+        key, source_path, data, page_range, read_root, output_base = wire
+        return cls(key, source_path, data, tuple(page_range) if page_range is not None else None, read_root,
+                   output_base)  # (msgpack gives tuples back as lists)
 
 
 @dataclass(frozen=True)
@@ -125,3 +143,13 @@ class BatchResult:
     worker: WorkerInfo
     seconds: float = 0.0
     rss_mb: float = 0.0  # the actor process's resident memory after the batch
+
+
+def _utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False

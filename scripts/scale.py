@@ -2,32 +2,45 @@
 
 Not an OCR benchmark: the actors run the scheduling stand-in (it decodes each image and
 returns its shape, no Paddle), so what is measured is the engine: listing the inputs,
-shipping bytes, Ray round trips, writing one JSON per input, the manifest, the summary.
-For each size (and batch size) it generates N distinct 8x8 PNGs in nested folders of
-1000 and runs, in a fresh process (the driver: its memory is its own, Ray's start counts),
+Ray round trips, writing one JSON per input, the manifest, the summary. Each run is a
+fresh driver process (its memory is its own, Ray's start counts), sampled by
+scripts/_measure.py, over N distinct 8x8 PNGs in nested folders of 1000:
 
-    python -m ray_ocr.run --pipeline ray_ocr.testing.standin:SchedulingTestPipeline \\
+    python -m ray_ocr.run --pipeline ray_ocr.testing.standin:SchedulingTestPipeline \
         --input_glob_pattern '**/*.png' --device cpu --instances_per_device K --batch_size B
 
-Measured: wall seconds (process start to exit) and files/s over it; the steady files/s
-(summary.json's timeline: the files of every batch after the first over the seconds from
-the first batch back to the last); when the first batch came back; the driver's peak RSS
-and CPU seconds (per file), sampled by scripts/_measure.py. Checked: exactly one result
-JSON per input with its expected name, exactly one manifest line per input, all "done", no
-temporary file left; a run that fails a check makes the exit code 1. The report ends with
-the cost per file of the largest size against the smallest (1.0 is linear) and whether the
-largest meets the target (steady >= 1000 files/s, driver peak RSS <= 1 GB). With --repeat,
-the run with the best steady rate of each size and batch size counts.
+Three tables (--parts):
+- engine: each --sizes (default 10,000 and 100,000), results written by the driver: wall
+  seconds and files/s; the steady files/s (summary.json's timeline: the files of every
+  batch after the first over the seconds from the first batch back to the last); the
+  driver's peak RSS and CPU per file (all of it, and over the steady stretch); the cost per
+  file of the largest size against the smallest (1.0 is linear) and the target (steady
+  >= 1000 files/s, driver peak RSS <= 1 GB).
+- modes: who writes the results (--write_outputs), local folder vs an S3 server (moto's,
+  started here, tests/s3server.py): local-driver, local-actors, s3-driver, s3-actors; the
+  driver's CPU per file over the steady stretch (target with the actors writing: 0.05 ms),
+  and for S3 the steady rate against the PUT/s the server takes from 8 plain client threads,
+  measured in the same run (target with the actors writing: 0.75x).
+- listing: a bucket of each --listing_sizes objects (default 10,000 and 100,000) on an
+  in-process moto: the driver run on it, stopped --listing_seconds after its first batch
+  (each input is a GET by an actor), with summary.json's milestones (first input found,
+  Ray up, first batch sent) and its peak RSS; and ray_ocr's lister alone walking the
+  whole bucket (seconds, microseconds per object, peak RSS).
+Checked for every run that finishes: exactly one result JSON per input with its expected
+name, exactly one manifest line per input, all "done", no temporary file left; a failed
+check makes the exit code 1. With --repeat, the engine run with the best steady rate of
+each size and batch size counts.
 
-    python scripts/scale.py --quick --json /tmp/scale.json          # CI-sized: 2000 files
-    python scripts/scale.py                                         # 10000 and 100000 files
-    python scripts/scale.py --sizes 10000 --batch_size 64,256 --repeat 2 --work /tmp/scale
+    python scripts/scale.py --quick --json /tmp/scale.json          # CI-sized: 2000 files, engine
+    python scripts/scale.py                                         # all three tables (~15 min)
+    python scripts/scale.py --parts modes --work /tmp/scale --keep  # one table; inputs kept
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import struct
@@ -40,6 +53,8 @@ from pathlib import Path
 
 from _measure import Sampler, ratio, report_head, table, write_json
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests/s3server.py: the tests' S3 server
+
 PIPELINE = "ray_ocr.testing.standin:SchedulingTestPipeline"
 GLOB = "**/*.png"
 DEFAULT_BATCH = 256  # 64 pays the actors' per-batch cost 4x over; 128..512 alike (2 cores)
@@ -49,6 +64,7 @@ COLUMNS = [("files", "size", "d"), ("batch", "batch_size", "d"), ("wall s", "wal
            ("files/s", "files_per_second", ".0f"), ("steady files/s", "steady_files_per_second", ".0f"),
            ("1st batch s", "first_batch_t", ".1f"), ("driver peak MB", "driver_peak_rss_mb", ".0f"),
            ("driver CPU s", "driver_cpu_seconds", ".1f"), ("ms/file", "driver_cpu_ms_per_file", ".3f"),
+           ("ms/file steady", "driver_steady_cpu_ms_per_file", ".3f"),
            ("JSONs", "output_jsons", "d"), ("done", "manifest_done", "d"), ("ok", "ok", "")]
 
 
@@ -91,19 +107,38 @@ def inputs_for(work: Path, size: int) -> Path:
     return folder
 
 
-def check_outputs(out_dir: Path, size: int) -> dict:
+def list_outputs(location) -> tuple[list[str], str]:
+    """(every file's path under `location`, the manifest's text): a local folder or a URI."""
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(str(location))
+    root = root.rstrip("/")
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True))
+    paths = [i.path[len(root) + 1:] for i in infos if i.type == pyarrow.fs.FileType.File]
+    with fs.open_input_stream(f"{root}/ray_ocr_manifest.jsonl") as stream:
+        return paths, stream.read().decode("utf-8")
+
+
+def read_summary(location) -> dict:
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(str(location))
+    with fs.open_input_stream(f"{root.rstrip('/')}/summary.json") as stream:
+        return json.loads(stream.read())
+
+
+def check_outputs(out_dir, size: int) -> dict:
     """Exactly once: one JSON per input with its name, one manifest line per input (all
-    "done", no key twice), no temporary (hidden) file left."""
+    "done", no key twice), no temporary (hidden) file left. `out_dir`: a folder or a URI."""
     expected = {input_relpath(i)[:-len(".png")] + ".json" for i in range(size)}
+    paths, manifest = list_outputs(out_dir)
     found, temporary = set(), 0
-    for folder, _dirs, names in os.walk(out_dir):
-        rel = os.path.relpath(folder, out_dir)
-        for name in names:
-            temporary += name.startswith(".")
-            path = name if rel == "." else f"{rel}/{name}"
-            if name.endswith(".json") and not name.startswith(".") and path not in STATE_FILES:
-                found.add(path)
-    lines = [json.loads(line) for line in (out_dir / "ray_ocr_manifest.jsonl").read_text().splitlines() if line]
+    for path in paths:
+        name = path.rsplit("/", 1)[-1]
+        temporary += name.startswith(".")
+        if name.endswith(".json") and not name.startswith(".") and path not in STATE_FILES:
+            found.add(path)
+    lines = [json.loads(line) for line in manifest.splitlines() if line]
     done = sum(record["status"] == "done" for record in lines)
     keys = len({record["key"] for record in lines})
     problems = [f"{len(names)} {what} JSONs, e.g. {sorted(names)[:3]}"
@@ -116,50 +151,242 @@ def check_outputs(out_dir: Path, size: int) -> dict:
             "temporary_files": temporary, "problems": problems}
 
 
-def measure(size: int, batch: int, args, work: Path) -> dict:
-    """One driver process over `size` inputs; its numbers and its checks."""
-    input_dir, out_dir = inputs_for(work, size), work / "out" / f"n{size}_b{batch}"
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.sync()  # fresh inputs' and deleted outputs' writeback is not the driver's to wait for
-    log(f"{size} files, batch {batch}, K={args.instances} ...")
-    cmd = [sys.executable, "-m", "ray_ocr.run", "--pipeline", PIPELINE, "--input_dir", str(input_dir),
-           "--output_dir", str(out_dir), "--input_glob_pattern", GLOB, "--device", "cpu",
-           "--instances_per_device", str(args.instances), "--batch_size", str(batch), "--progress_interval", "-1"]
-    log_path = out_dir.parent / f"n{size}_b{batch}.log"
+def run_driver(argv: list[str], log_path: Path, env: dict | None = None, stop_after: float | None = None) -> dict:
+    """`python -m ray_ocr.run argv` in a fresh process, sampled: wall seconds, exit code,
+    the driver's peak RSS and CPU seconds. `stop_after`: SIGTERM it (a clean stop) that
+    many seconds after its dispatch began (its "results written by" line)."""
     with open(log_path, "wb") as log_file:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "ray_ocr.run", *argv], stdout=log_file,
+                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         sampler = Sampler(proc.pid, counted=("root",), interval=0.1)
         sampler.start()
+        if stop_after is not None:
+            stop_once_dispatching(proc, log_path, stop_after)
         sampler.finish()
         wall = time.perf_counter() - started
         code = proc.wait()
-    run = {"size": size, "batch_size": batch, "instances": args.instances, "exit_code": code,
-           "wall_seconds": round(wall, 2), "files_per_second": round(size / wall, 1),
-           "driver_peak_rss_mb": round(sampler.root_peak_mb, 1), "tree_peak_rss_mb": round(sampler.tree_peak_mb),
-           "driver_cpu_seconds": sampler.cpu_seconds()["root"],
-           "driver_cpu_ms_per_file": round(1000 * sampler.cpu_seconds()["root"] / size, 3)}
+    cpu = sampler.cpu_seconds()["root"]
+    return {"exit_code": code, "wall_seconds": round(wall, 2), "driver_peak_rss_mb": round(sampler.root_peak_mb, 1),
+            "tree_peak_rss_mb": round(sampler.tree_peak_mb), "driver_cpu_seconds": cpu}
+
+
+def stop_once_dispatching(proc, log_path: Path, seconds: float) -> None:
+    import signal
+
+    while proc.poll() is None and b"results written by" not in log_path.read_bytes():
+        time.sleep(0.2)
     try:
-        summary = json.loads((out_dir / "summary.json").read_text())
-        timeline = sorted(summary["timeline"], key=lambda event: event["t"])
-        first, last = timeline[0]["t"], timeline[-1]["t"]
-        run.update(summary_wall_seconds=summary["wall_seconds"], batches=len(timeline), first_batch_t=first,
-                   last_batch_t=last, steady_files_per_second=round(sum(e["files"] for e in timeline[1:])
-                                                                    / (last - first), 1) if last > first else None,
-                   actors_busy_seconds=round(sum(a["busy_seconds"] for a in summary["actors"].values()), 2),
-                   **check_outputs(out_dir, size))
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+
+
+def timeline_numbers(summary: dict) -> dict:
+    """From summary.json: batches, when the first and last came back, the steady rate
+    (files of the batches after the first over the seconds between), the driver's CPU
+    per input over that stretch, and the actors' busy seconds."""
+    timeline = sorted(summary["timeline"], key=lambda event: event["t"])
+    first, last = timeline[0], timeline[-1]
+    later_files = sum(e["files"] for e in timeline[1:])
+    span = last["t"] - first["t"]
+    return {"summary_wall_seconds": summary["wall_seconds"], "batches": len(timeline), "first_batch_t": first["t"],
+            "last_batch_t": last["t"], "milestones": summary.get("milestones", {}),
+            "steady_files_per_second": round(later_files / span, 1) if span > 0 else None,
+            **{f"{name}_steady_cpu_ms_per_file": round(1000 * (last[field] - first[field]) / later_files, 4)
+               if later_files else None for name, field in (("driver", "driver_cpu"), ("loop", "driver_loop_cpu"))},
+            "actors_busy_seconds": round(sum(a["busy_seconds"] for a in summary["actors"].values()), 2)}
+
+
+def stand_in_args(input_dir, out, batch: int, instances: int) -> list[str]:
+    return ["--pipeline", PIPELINE, "--input_dir", str(input_dir), "--output_dir", str(out), "--input_glob_pattern",
+            GLOB, "--device", "cpu", "--instances_per_device", str(instances), "--batch_size", str(batch),
+            "--progress_interval", "-1"]
+
+
+def measure(size: int, batch: int, args, work: Path, mode: str | None = None, s3=None) -> dict:
+    """One driver process over `size` inputs; its numbers and its checks. `mode` (see
+    MODES) says where the results go and who writes them; None: the engine table's run."""
+    input_dir = inputs_for(work, size)
+    name = f"n{size}_b{batch}" + (f"_{mode}" if mode else "")
+    out, extra, env = work / "out" / name, [], {}
+    shutil.rmtree(out, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if mode:
+        where, writer = MODES[mode]
+        extra = ["--write_outputs", writer]
+        if where == "s3":
+            out, env = s3.uri(name), s3.env
+    os.sync()  # fresh inputs' and deleted outputs' writeback is not the driver's to wait for
+    log(f"{size} files, batch {batch}, K={args.instances}{', ' + mode if mode else ''} ...")
+    run = {"size": size, "batch_size": batch, "instances": args.instances, "mode": mode,
+           **run_driver(stand_in_args(input_dir, out, batch, args.instances) + extra,
+                        work / "out" / f"{name}.log", env)}
+    run.update(files_per_second=round(size / run["wall_seconds"], 1),
+               driver_cpu_ms_per_file=round(1000 * run["driver_cpu_seconds"] / size, 3))
+    try:
+        run.update(timeline_numbers(read_summary(out)), **check_outputs(out, size))
     except (OSError, ValueError, KeyError, IndexError) as exc:
         run["problems"] = [f"no usable summary.json or manifest ({type(exc).__name__}: {exc})"]
-    if code != 0:
-        run["problems"].insert(0, f"driver exit code {code}; log {log_path}")
+    if run["exit_code"] != 0:
+        run["problems"].insert(0, f"driver exit code {run['exit_code']}; log {work / 'out' / name}.log")
     run["ok"] = not run["problems"]
     log(f"PROBLEMS: {'; '.join(run['problems'])}" if run["problems"] else
-        f"{size} files in {wall:.1f} s, steady {run['steady_files_per_second']} files/s, "
-        f"driver peak {run['driver_peak_rss_mb']:.0f} MB")
-    if run["ok"] and not args.keep:
-        shutil.rmtree(out_dir, ignore_errors=True)
+        f"{size} files in {run['wall_seconds']:.1f} s, steady {run['steady_files_per_second']} files/s, "
+        f"driver {run['driver_steady_cpu_ms_per_file']} ms CPU per file (steady), peak {run['driver_peak_rss_mb']:.0f} MB")
+    if run["ok"] and not args.keep and not mode:
+        shutil.rmtree(out, ignore_errors=True)
     return run
+
+
+# -- where the results go: the four modes of the "who writes" table -----------------
+MODES = {"local-driver": ("local", "driver"), "local-actors": ("local", "actors"),
+         "s3-driver": ("s3", "driver"), "s3-actors": ("s3", "actors")}
+MODE_COLUMNS = [("files", "size", "d"), ("steady files/s", "steady_files_per_second", ".0f"),
+                ("x S3 capacity", "of_capacity", ".2f"), ("driver ms CPU/file (steady)", "driver_steady_cpu_ms_per_file",
+                                                          ".3f"),
+                ("its loop's", "loop_steady_cpu_ms_per_file", ".3f"),
+                ("driver ms CPU/file (all)", "driver_cpu_ms_per_file", ".3f"),
+                ("driver peak MB", "driver_peak_rss_mb", ".0f"), ("ok", "ok", "")]
+TARGET_DRIVER_MS, TARGET_OF_CAPACITY = 0.05, 0.75
+
+
+class S3:
+    """moto's S3 server on loopback (tests/s3server.py), as the driver and its actors
+    reach it: a URI per output folder, the credentials in the environment."""
+
+    def __init__(self, port: int):
+        from tests.s3server import CREDENTIALS, filesystem, query
+
+        self.port, self.env, self.query = port, dict(CREDENTIALS), query(port)
+        self.fs = filesystem(port)
+        self.fs.create_dir("scale")
+
+    def uri(self, name: str) -> str:
+        return f"s3://scale/{name}?{self.query}"
+
+    def put_capacity(self, puts: int = 800, threads: int = 8, size: int = 300) -> float:
+        """PUT/s the server takes from `threads` plain client threads (pyarrow's S3 client,
+        ray_ocr's own), objects of `size` bytes (a stand-in result's JSON)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        body = b"x" * size
+        prefix = f"scale/capacity_{time.monotonic_ns()}"
+
+        def put(i: int) -> None:
+            with self.fs.open_output_stream(f"{prefix}/{i:06d}.json") as stream:
+                stream.write(body)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(put, range(puts)))
+        return round(puts / (time.perf_counter() - started), 1)
+
+
+def measure_modes(args, work: Path) -> dict:
+    """Each mode once, local ones at --mode_files inputs and S3 ones at --s3_files (moto
+    takes about 100 PUT/s here); the S3 server's capacity before and after, averaged."""
+    from tests.s3server import moto_server
+
+    runs = [measure(args.mode_files, DEFAULT_BATCH, args, work, mode)
+            for mode in args.modes if MODES[mode][0] == "local"]
+    capacity = None
+    s3_modes = [mode for mode in args.modes if MODES[mode][0] == "s3"]
+    if s3_modes:
+        with moto_server() as port:
+            s3 = S3(port)
+            before = s3.put_capacity()
+            runs += [measure(args.s3_files, DEFAULT_BATCH, args, work, mode, s3) for mode in s3_modes]
+            capacity = round((before + s3.put_capacity()) / 2, 1)
+        log(f"S3 server capacity: {capacity} PUT/s from 8 client threads (before the runs {before})")
+    for run in runs:
+        if MODES[run["mode"]][0] == "s3" and run.get("steady_files_per_second"):
+            run["of_capacity"] = ratio(run["steady_files_per_second"], capacity)  # one PUT per result
+    return {"runs": runs, "s3_put_capacity": capacity}
+
+
+# -- lazy listing of a large bucket ----------------------------------------------------
+LISTING_COLUMNS = [("objects", "objects", "d"), ("first input s", "first_input_found", ".2f"),
+                   ("Ray up s", "ray_started", ".1f"), ("first batch sent s", "first_batch_sent", ".1f"),
+                   ("driver peak MB", "driver_peak_rss_mb", ".0f"), ("files done", "files_done", "d"),
+                   ("walk s", "walk_seconds", ".1f"), ("walk us/object", "walk_us_per_object", ".1f"),
+                   ("walk CPU us/object", "walk_cpu_us_per_object", ".1f"),
+                   ("walk peak MB", "walk_peak_rss_mb", ".0f")]
+TARGET_FIRST_BATCH_S, TARGET_LISTING_RSS_MB = 5.0, 300.0
+LISTING_BATCH = 64  # each input is a GET by an actor: small batches stop soon after the signal
+
+
+def fill_bucket(bucket: str, count: int) -> None:
+    """`count` tiny PNGs in nested folders (input_relpath), put straight into the
+    in-process moto backend: 100,000 PUTs over HTTP would take a quarter of an hour."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    backend.create_bucket(bucket, "us-east-1")
+    for i in range(count):
+        backend.put_object(bucket, input_relpath(i), tiny_png(i))
+
+
+WALK = """
+import sys, threading, time
+import psutil
+from ray_ocr.io.storage import open_folder
+me, peak = psutil.Process(), [0]
+def sample():  # during the walk (ru_maxrss would also count pyarrow's S3 shutdown at exit)
+    while True:
+        peak[0] = max(peak[0], me.memory_info().rss)
+        time.sleep(0.01)
+threading.Thread(target=sample, daemon=True).start()
+started, cpu = time.perf_counter(), time.process_time(); first = None; count = 0
+for group in open_folder(sys.argv[1]).groups("**/*.png"):
+    first = first or time.perf_counter() - started
+    count += len(group)
+print(count, first, time.perf_counter() - started, max(peak[0], me.memory_info().rss) / 2**20,
+      time.process_time() - cpu)
+"""
+
+
+def measure_listing(args, work: Path) -> list[dict]:
+    """Per size: a bucket of that many objects; the driver run on it for --listing_seconds
+    (then stopped: each input is a GET by an actor), its milestones and peak RSS; and a
+    full lazy walk of the bucket by ray_ocr's lister alone (time, its peak RSS)."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.helpers import free_port
+    from tests.s3server import CREDENTIALS, query
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    rows = []
+    try:
+        for count in args.listing_sizes:
+            bucket = f"listing{count}"
+            started = time.perf_counter()
+            fill_bucket(bucket, count)
+            log(f"bucket of {count} objects filled in {time.perf_counter() - started:.1f} s; running the driver ...")
+            uri = f"s3://{bucket}/?{query(port)}"
+            out = work / "out" / f"listing{count}"
+            shutil.rmtree(out, ignore_errors=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            run = run_driver(stand_in_args(uri, out, LISTING_BATCH, args.instances),
+                             work / "out" / f"listing{count}.log", CREDENTIALS, stop_after=args.listing_seconds)
+            summary = json.loads((out / "summary.json").read_text())
+            walk = subprocess.run([sys.executable, "-c", WALK, uri], capture_output=True, text=True,
+                                  env={**os.environ, **CREDENTIALS}, check=True).stdout.split()
+            rows.append({"objects": count, **summary.get("milestones", {}), "files_done": summary["succeeded"],
+                         "driver_peak_rss_mb": run["driver_peak_rss_mb"], "exit_code": run["exit_code"],
+                         "walk_objects": int(walk[0]), "walk_first_group_seconds": round(float(walk[1]), 3),
+                         "walk_seconds": round(float(walk[2]), 1),
+                         "walk_us_per_object": round(1e6 * float(walk[2]) / int(walk[0]), 1),
+                         "walk_peak_rss_mb": round(float(walk[3])),
+                         "walk_cpu_us_per_object": round(1e6 * float(walk[4]) / int(walk[0]), 1)})
+            log(f"{count} objects: {rows[-1]}")
+    finally:
+        server.stop()
+    return rows
 
 
 def best_runs(runs: list[dict]) -> dict[tuple[int, int], dict]:
@@ -204,9 +431,10 @@ def format_report(report: dict) -> str:
     m = report["machine"]
     lines = [f"ray_ocr scale {report['date']}: {m['cores']} cores, {m['ram_gb']} GB; {PIPELINE}, "
              f"K={report['settings']['instances']}; load before {m['load_average']}", ""]
-    lines += table(COLUMNS, report["runs"])
-    lines.append("steady: files of the batches after the first / seconds from the first batch back to the last "
-                 "(summary.json); wall: the driver process's start to its exit")
+    if report["runs"]:
+        lines += table(COLUMNS, report["runs"])
+        lines.append("steady: files of the batches after the first / seconds from the first batch back to the last "
+                     "(summary.json); wall: the driver process's start to its exit")
     lines += [f"cost per file, {s['large']} vs {s['small']} files (batch {s['batch_size']}; 1.0 = linear): "
               f"wall x{s['wall_per_file']}, steady x{s['steady_per_file']}, driver CPU x{s['driver_cpu_per_file']}; "
               f"driver peak RSS {s['driver_peak_kb_per_extra_file']:+.3f} KB per extra file" for s in report["scaling"]]
@@ -214,8 +442,42 @@ def format_report(report: dict) -> str:
         t = report["target"]
         lines.append(f"target at {t['size']} files, batch {t['batch_size']} ({t['target']}): "
                      + ("MET" if t["met"] else "NOT MET"))
-    return "\n".join(lines + [f"PROBLEM: {r['size']} files, batch {r['batch_size']}: {p}"
-                              for r in report["runs"] for p in r["problems"]])
+    lines += format_modes(report.get("modes")) + format_listing(report.get("listing"))
+    every = report["runs"] + (report.get("modes") or {}).get("runs", [])
+    return "\n".join(lines + [f"PROBLEM: {r['size']} files, batch {r['batch_size']}, {r.get('mode') or 'engine'}: {p}"
+                              for r in every for p in r["problems"]])
+
+
+def format_modes(modes: dict | None) -> list[str]:
+    if not modes:
+        return []
+    lines = ["", "who writes the results (--write_outputs; batch 256):"]
+    lines += table(MODE_COLUMNS, modes["runs"], label="mode", width=14)
+    lines.append(f"S3 server capacity: {modes['s3_put_capacity']} PUT/s from 8 plain client threads; "
+                 "driver ms CPU/file (steady): the driver's CPU seconds (all threads; its loop's: the dispatch "
+                 "thread's alone) from the first batch back to the last over the files in between "
+                 "(summary.json's timeline)")
+    for run in (r for r in modes["runs"] if MODES[r["mode"]][1] == "actors" and r["ok"]):
+        met = (run["driver_steady_cpu_ms_per_file"] or 1) <= TARGET_DRIVER_MS and (
+            MODES[run["mode"]][0] == "local" or (run.get("of_capacity") or 0) >= TARGET_OF_CAPACITY)
+        lines.append(f"target {run['mode']} (driver <= {TARGET_DRIVER_MS} ms CPU per file"
+                     + ("" if MODES[run["mode"]][0] == "local" else f", >= {TARGET_OF_CAPACITY}x the S3 capacity")
+                     + "): " + ("MET" if met else "NOT MET"))
+    return lines
+
+
+def format_listing(rows: list[dict] | None) -> list[str]:
+    if not rows:
+        return []
+    lines = ["", "lazy listing of a bucket (the driver stopped after --listing_seconds; the walk: ray_ocr's "
+                 "lister alone over the whole bucket; walk CPU: the lister's own, without the server's):"]
+    lines += table(LISTING_COLUMNS, rows)
+    top = max(rows, key=lambda r: r["objects"])
+    met = (top.get("first_input_found", 99) < TARGET_FIRST_BATCH_S
+           and top["driver_peak_rss_mb"] < TARGET_LISTING_RSS_MB and top["walk_peak_rss_mb"] < TARGET_LISTING_RSS_MB)
+    lines.append(f"target at {top['objects']} objects (first input listed < {TARGET_FIRST_BATCH_S:.0f} s, "
+                 f"driver and walk peak RSS < {TARGET_LISTING_RSS_MB:.0f} MB): " + ("MET" if met else "NOT MET"))
+    return lines
 
 
 def int_list(text: str) -> list[int]:
@@ -225,6 +487,14 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def name_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in MODES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a comma list of {', '.join(MODES)}")
+    return names
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int_list, default=None, help="input counts (default 10000,100000; --quick 2000)")
@@ -232,12 +502,24 @@ def parse_args(argv=None):
                    help=f"batch sizes; each size runs with each (default {DEFAULT_BATCH})")
     p.add_argument("--instances", type=int, default=2, help="K: actors on the CPU (default 2)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each size and batch size (default 1)")
-    p.add_argument("--quick", action="store_true", help="CI size: 2000 files")
+    p.add_argument("--quick", action="store_true", help="CI size: 2000 files, the engine table only")
+    p.add_argument("--parts", default="engine,modes,listing",
+                   help="which tables: engine (sizes), modes (who writes), listing (default all three)")
+    p.add_argument("--modes", type=name_list, default=list(MODES), help=f"of {', '.join(MODES)} (default all)")
+    p.add_argument("--mode_files", type=int, default=10_000, help="inputs of each local mode (default 10000)")
+    p.add_argument("--s3_files", type=int, default=2000, help="inputs of each S3 mode (default 2000)")
+    p.add_argument("--listing_sizes", type=int_list, default=[10_000, 100_000],
+                   help="bucket sizes (default 10000,100000)")
+    p.add_argument("--listing_seconds", type=float, default=30.0,
+                   help="stop each listing run's driver this long after its first batch (default 30)")
     p.add_argument("--work", type=Path, default=None, help="work folder; its inputs are kept and reused")
     p.add_argument("--keep", action="store_true", help="keep the work folder and the outputs")
     p.add_argument("--json", type=Path, default=None, help="write every number here")
     args = p.parse_args(argv)
     args.sizes = sorted(set(args.sizes or ([2000] if args.quick else [10_000, 100_000])))
+    args.parts = {"engine"} if args.quick else {part.strip() for part in args.parts.split(",")}
+    if not args.parts <= {"engine", "modes", "listing"}:
+        p.error(f"--parts {','.join(sorted(args.parts))}: expected engine, modes, listing")
     if min(args.instances, args.repeat) < 1:
         p.error("--instances and --repeat must be >= 1")
     return args
@@ -248,14 +530,19 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="ray_ocr_scale_"))
     report = {**report_head(),
               "settings": {"sizes": args.sizes, "batch_sizes": args.batch_size, "instances": args.instances,
-                           "repeat": args.repeat, "pipeline": PIPELINE, "glob": GLOB, "work": str(work)}}
-    runs = [measure(size, batch, args, work)
-            for _ in range(args.repeat) for size in args.sizes for batch in args.batch_size]
+                           "repeat": args.repeat, "pipeline": PIPELINE, "glob": GLOB, "work": str(work),
+                           "parts": sorted(args.parts)}}
+    runs = [measure(size, batch, args, work) for _ in range(args.repeat) for size in args.sizes
+            for batch in args.batch_size] if "engine" in args.parts else []
     ratios, target = scaling(runs)
     report.update(runs=runs, scaling=ratios, target=target)
+    if "modes" in args.parts:
+        report["modes"] = measure_modes(args, work)
+    if "listing" in args.parts:
+        report["listing"] = measure_listing(args, work)
     print(format_report(report))
     write_json(report, args.json)
-    failed = any(not r["ok"] for r in runs)
+    failed = any(not r["ok"] for r in runs + (report.get("modes") or {}).get("runs", []))
     if args.keep or args.work or failed:
         log(f"kept {work}" + (" (logs and outputs of the failed runs)" if failed else ""))
     else:

@@ -52,10 +52,12 @@ class PipelineActor:
     def ready(self) -> tuple[WorkerInfo, str | None]:
         return self._worker, self._build_error
 
-    def process(self, batch_id: int, items: list[InputItem]) -> BatchResult:
+    def process(self, batch_id: int, wire_items: list[tuple]) -> BatchResult:
+        """`wire_items`: InputItem.to_wire() of each input of the batch."""
         started = time.perf_counter()
         if self._runner is None:
             raise RuntimeError(self._build_error)
+        items = [InputItem.from_wire(wire) for wire in wire_items]
         files = self._runner.process_batch(_resolve_shared_bytes(items))
         return BatchResult(batch_id, tuple(files), self._worker, time.perf_counter() - started,
                            rss_mb=_rss_mb())

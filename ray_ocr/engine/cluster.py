@@ -119,12 +119,12 @@ def _token_available() -> bool:
 
 
 def check_reachable(address: str, timeout: float = 10.0) -> None:
-    """A `host:port` that nothing listens on is a usage error now, not minutes of Ray
-    retrying to connect ("auto" and ray:// addresses are left to Ray)."""
+    """A `host:port` (or `ray://host:port`) that nothing listens on is a usage error
+    now, not minutes of Ray retrying to connect ("auto" is left to Ray)."""
     import socket
 
-    host, sep, port = address.rpartition(":")
-    if address == "auto" or "://" in address or not sep or not port.isdigit():
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or "://" in host or not sep or not port.isdigit():
         return
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):

@@ -244,7 +244,7 @@ class BatchDispatcher:
         sent = Sent(batch, nbytes=sum(item.nbytes for item in items), generation=actor.generation)
 
         def call(slot: _Slot, batch_items: list[InputItem]):
-            sent.ref = slot.actor.handle.process.remote(batch.batch_id, batch_items)
+            sent.ref = slot.actor.handle.process.remote(batch.batch_id, [item.to_wire() for item in batch_items])
             return sent.ref
 
         self.pool.submit(call, items)

@@ -29,7 +29,7 @@ from ray_ocr.errors import UsageError
 from ray_ocr.io.outputs import SUMMARY_NAME
 from ray_ocr.io.input_list import InputList
 from ray_ocr.io.storage import is_uri, open_folder
-from ray_ocr.models.runner import RunnerSpec
+from ray_ocr.models.runner import RunnerSpec, freeze_long_lived_objects
 from ray_ocr.records import BatchResult, FileResult, WorkerInfo
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class Driver:
         cfg = self.config
         self.summary.started = time.perf_counter()
         todo = self.plan_inputs()
+        self.summary.note_milestone("first_input_found")
         gpu_ids = gpus_for_this_run(cfg.address, cfg.device)
         if not todo:  # nothing left: the last real run's summary, report and state stay as they are
             return self._finish()
@@ -93,6 +94,7 @@ class Driver:
         self.manifest.start_run(self.settings)
         try:
             with ray_session(cfg.address, gpu_ids, quiet=not cfg.verbose) as cluster:
+                self.summary.note_milestone("ray_started")
                 self.summary.dashboard_url = cluster.dashboard_url
                 if cluster.dashboard_url:
                     logger.info("Ray dashboard: %s", cluster.dashboard_url)
@@ -103,7 +105,7 @@ class Driver:
                         self.writer.close()
                 if cfg.address and self.metrics is not None:
                     self.metrics.flush()
-            self.manifest.write_failures()
+            self.manifest.write_failures(every_input_recorded=not self.summary.interrupted)
             write_summary(cfg.pipeline.display_name, self._finish(), self.state_dir)
         finally:
             self._push_state()  # a URI output gets every record written, even after a second signal
@@ -128,6 +130,7 @@ class Driver:
             raise UsageError(f"--write_outputs actors: --output_dir {cfg.output_dir} is a folder of this machine, "
                              "and the actors run on other nodes; give file:///path for a folder mounted on "
                              "every node, or a URI")
+        self.reader.actors_on_this_machine = cluster.embedded
         actors = start_pipeline_actors(cluster, self.spec, cfg)
         logger.info("results written by the %s (%s)", "actors" if self.actors_write else "driver", self.why_writers)
         self.progress = Progress(self.plan.todo_total, interval=cfg.progress_interval,
@@ -144,6 +147,7 @@ class Driver:
                 prefetch_batches=cfg.prefetch_batches,
             )
             dispatcher.add_keys(todo, cfg.batch_size)
+            freeze_long_lived_objects()  # Ray's and ours, from here on never walked by the collector
             try:
                 for _ in dispatcher.steps():
                     self._tick(dispatcher)
@@ -155,6 +159,8 @@ class Driver:
                 self.summary.note_restarts(dispatcher.restarts)
 
     def _tick(self, dispatcher) -> None:
+        if dispatcher.submitted:
+            self.summary.note_milestone("first_batch_sent")
         self.progress.tick()
         if time.monotonic() - self._last_push > STATE_PUSH_SECONDS:
             self._push_state()
@@ -182,7 +188,8 @@ class Driver:
             summary.pages += len(result.pages)
             if self.documents is not None:
                 self.documents.add(result)
-            whole = self.reader.settle(result, outputs, max(1, self.attempts.get(result.task, 1)))
+            tries = self.attempts.get(result.task, 1) if self.attempts else 1  # (most inputs: none retried)
+            whole = self.reader.settle(result, outputs, max(1, tries))
             if whole is not None:
                 finished.append(self._record_input(*whole, worker))
         self.manifest.sync()

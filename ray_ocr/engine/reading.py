@@ -2,7 +2,9 @@
 
 One path for ``ray_ocr.run_batch`` (the driver) and ``ray_ocr.predict``:
 - a task's bytes are read here and shipped, so workers need no shared disk; where
-  every node can read the input folder (a URI), the actor reads them itself;
+  every actor can read the input folder (a URI, a ``file://`` folder mounted on every
+  node, or any folder when the actors run on this machine), the actor reads them
+  itself and only the name crosses (the driver's cost per input stays small);
 - a PDF longer than ``pages_per_task`` becomes its parts (engine/page_split.py), which
   share one copy of its bytes in the object store until the last part is back;
 - ``settle`` takes each part's outcome and gives back the whole document's once every
@@ -11,7 +13,6 @@ One path for ``ray_ocr.run_batch`` (the driver) and ``ray_ocr.predict``:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from ray_ocr.engine.page_split import SplitDocument, pdf_parts
@@ -34,35 +35,30 @@ class InputReader:
         self.pages_per_task = pages_per_task
         self.pdf_password = pdf_password
         self.splits: dict[str, SplitDocument] = {}  # long PDFs whose parts are out
+        self.actors_on_this_machine = False  # set by the driver once Ray is up: they share its disk
 
     def read(self, task: Task) -> InputItem | FileResult | list[InputItem]:
         """The item for `task`, a read failure, or a long PDF's parts."""
-        got = self._read(task)
-        if self.output_bases is None or isinstance(got, FileResult):
-            return got
-        base = self.output_bases[task.key]
-        if isinstance(got, list):
-            return [dataclasses.replace(item, output_base=base) for item in got]
-        return dataclasses.replace(got, output_base=base)
-
-    def _read(self, task: Task) -> InputItem | FileResult | list[InputItem]:
         key = task.key
+        base = self.output_bases[key] if self.output_bases is not None else None
         if task.page_range is not None:  # a part of a split PDF, again (its actor died)
             split = self.splits[key]
-            return InputItem(key=key, source_path=split.source_path, data=split.data, page_range=task.page_range)
+            return InputItem(key, split.source_path, split.data, task.page_range, output_base=base)
         path = self.folder.display(key)
-        if self.folder.actor_reads and not (self.pages_per_task > 0 and key.lower().endswith(".pdf")):
-            return InputItem(key=key, source_path=path, data=b"", uri_root=self.folder.uri)
+        actors_read = self.actors_on_this_machine or self.folder.actor_reads
+        if actors_read and not (self.pages_per_task > 0 and key.lower().endswith(".pdf")):
+            return InputItem(key, path, b"", read_root=self.folder.uri, output_base=base)
         try:
             data = self.folder.read(key)
         except OSError as exc:
             return read_failure(key, exc)
         count, parts = pdf_parts(key, data, self.pages_per_task, self.pdf_password)
         if not parts:
-            return InputItem(key=key, source_path=path, data=data)
-        return self._split(key, path, data, count, parts)
+            return InputItem(key, path, data, output_base=base)
+        return self._split(key, path, data, count, parts, base)
 
-    def _split(self, key: str, path: str, data: bytes, page_count: int, parts: list[Task]) -> list[InputItem]:
+    def _split(self, key: str, path: str, data: bytes, page_count: int, parts: list[Task],
+               base: str | None) -> list[InputItem]:
         import ray
 
         split = self.splits.get(key)
@@ -70,7 +66,7 @@ class InputReader:
             split = self.splits[key] = SplitDocument(key, path, ray.put(data), page_count)
         split.expect(parts)
         logger.debug("%s: %d pages in %d parts", key, page_count, len(parts))
-        return [InputItem(key=key, source_path=path, data=split.data, page_range=part.page_range) for part in parts]
+        return [InputItem(key, path, split.data, part.page_range, output_base=base) for part in parts]
 
     def settle(self, result: FileResult, outputs: list[str], attempts: int
                ) -> tuple[FileResult, list[str], int] | None:

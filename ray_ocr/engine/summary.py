@@ -31,6 +31,8 @@ class RunSummary:
     recycled: int = 0
     dashboard_url: str | None = None
     device: str | None = None  # what ran: "cpu", "gpu", "gpu:0,2" (never "auto")
+    # Seconds from the start to: the first input found, Ray up, the first batch sent.
+    milestones: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -73,16 +75,25 @@ class RunSummary:
             stats["batches"] += 1
             stats["busy_seconds"] += batch_seconds
 
+    def note_milestone(self, name: str) -> None:
+        if name not in self.milestones:
+            self.milestones[name] = round(time.perf_counter() - self.started, 3)
+
     def note_batch(self, result: BatchResult) -> None:
         self.note_actor(result.worker, result.seconds)
+        parts = sum(f.page_range is not None for f in result.files)
         self.timeline.append({
             "actor": result.worker.actor_name,
             "t": round(time.perf_counter() - self.started, 3),
             "seconds": round(result.seconds, 3),  # the batch's time on its actor
-            "files": sum(1 for f in result.files if f.page_range is None),
-            "parts": sum(1 for f in result.files if f.page_range is not None),
+            "files": len(result.files) - parts,
+            "parts": parts,
             "pages": sum(len(f.pages) for f in result.files),
             "rss_mb": round(result.rss_mb, 1),
+            # The driver's CPU seconds so far, all its threads and its dispatch loop's
+            # alone (the loop bounds how many inputs a second one driver takes).
+            "driver_cpu": round(time.process_time(), 3),
+            "driver_loop_cpu": round(time.thread_time(), 3),
         })
 
     def note_restarts(self, restarts: dict[str, int]) -> None:
@@ -104,6 +115,7 @@ class RunSummary:
             "pages_per_second": round(self.pages / self.seconds, 4) if self.seconds else 0.0,
             "interrupted": self.interrupted,
             "recycled_actors": self.recycled,
+            "milestones": self.milestones,
             "actors": self.actors,
             "failures": [f.one_line() for f in self.failures],
             "failure_records": [dataclasses.asdict(f) for f in self.failures],

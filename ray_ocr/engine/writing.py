@@ -9,12 +9,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from ray_ocr.errors import first_line
-from ray_ocr.io.outputs import write_result, write_with_retries
+from ray_ocr.io.outputs import WRITE_THREADS, write_result, write_with_retries
 from ray_ocr.records import Failure, FileResult
-
-# Each local output is fsync'ed before it is renamed into place, and each URI output is
-# a PUT: many small files are bound by those waits, which overlap across threads.
-WRITE_THREADS = 8
 
 
 class ResultWriter:

@@ -50,7 +50,7 @@ def assign_output_bases(keys: Iterable[str]) -> dict[str, str]:
         clashing: set[str] = {k for group in stems.values() if len(group) > 1 for k in group}
         paged = defaultdict(list)  # stem -> the PDFs/TIFFs whose page outputs are <stem>_<n>
         for key, name, stem in members:
-            if os.path.splitext(name)[1].lower() in _PAGED_SUFFIXES:
+            if name[len(stem):].lower() in _PAGED_SUFFIXES:  # the suffix, as PurePosixPath's
                 paged[stem].append(key)
         if paged:
             for key, _, stem in members:
@@ -167,6 +167,11 @@ def atomic_write_bytes(path: str, data: bytes, make_folder: bool = True) -> None
 def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
+
+# Each local output is fsync'ed before it is renamed into place, and each URI output is
+# a PUT: many small files are bound by those waits, which overlap across threads (the
+# driver's or each actor's).
+WRITE_THREADS = 8
 
 # Transient storage errors (a throttled PUT, a dropped connection, NFS hiccups) are
 # retried after 0.2, 0.4, 0.8, 1.6 s; a write that still fails is a failure record.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,11 +148,11 @@ def naming_missing_models(pipeline: str) -> Iterator[None]:
     PaddleX's own exception chain names hosts and URLs, not the model, so the lookup
     (``official_models.get_model_path``) is wrapped for the duration of the build.
     """
-    try:
-        from paddlex.inference.utils.official_models import official_models
-    except ImportError:  # not PaddleX (a custom pipeline): nothing to name
-        yield
+    if "paddlex" not in sys.modules:  # not PaddleX (a custom pipeline): nothing to name,
+        yield  # and importing PaddleX would cost seconds of CPU in every actor
         return
+    from paddlex.inference.utils.official_models import official_models
+
     original = official_models.get_model_path
 
     def get_model_path(model_name, *args, **kwargs):

@@ -30,8 +30,8 @@ from ray_ocr.io.documents import (
     truncation_warning,
 )
 from ray_ocr.errors import ModelUnavailableError, UsageError, first_line
-from ray_ocr.io.outputs import write_result
-from ray_ocr.io.storage import open_folder, read_uri_item
+from ray_ocr.io.outputs import WRITE_THREADS, write_result
+from ray_ocr.io.storage import open_folder, read_item
 from ray_ocr.models.markdown import name_images_by_content, page_piece
 from ray_ocr.pipelines import PipelineRef
 from ray_ocr.records import Failure, FileResult, InputItem, PageOutput
@@ -131,11 +131,13 @@ def _save_offline(saver, folder: str, kind: str) -> None:
                            "at a .ttf/.otf file on every node") from None
 
 
-def _freeze_long_lived_objects() -> None:
-    """Move the pipeline's objects (some 300,000 for PP-OCRv5) out of the garbage
-    collector's sight: each full collection walked all of them, 0.2 s every time,
-    which cost 10-20% of the OCR pipeline's time per page on CPU. Garbage made later
-    is still collected; what is frozen now lives as long as the pipeline anyway."""
+def freeze_long_lived_objects() -> None:
+    """Move the objects made so far out of the garbage collector's sight: each full
+    collection walked all of them. In an actor, the pipeline's (some 300,000 for
+    PP-OCRv5; 0.2 s a collection, 10-20% of the OCR pipeline's time per page on CPU);
+    in the driver, Ray's and its modules' (50 ms a collection; over a tenth of the
+    driver's CPU per input on runs of tiny files). Garbage made later is still collected; what is
+    frozen now lives as long as the process anyway."""
     gc.collect()
     gc.freeze()
 
@@ -149,33 +151,44 @@ class PipelineRunner:
         self._predict_kwargs = dict(spec.predict_params)
         self._batches = 0
         self._outputs = None  # the output folder, when this runner writes its results
-        _freeze_long_lived_objects()
+        self._write_threads = None
+        freeze_long_lived_objects()
 
     def process_batch(self, items: list[InputItem]) -> list[FileResult]:
-        results = [self._written(item, self.process_file(item)) for item in items]
+        if self.spec.output_uri is None:
+            results = [self.process_file(item) for item in items]
+        else:  # each result is written on threads while the next inputs are predicted
+            results = [future.result() for future in
+                       [self._writer().submit(self._written, item, self.process_file(item)) for item in items]]
         self._batches += 1
         if self._batches == 1:
-            _freeze_long_lived_objects()  # what the first prediction built lazily
+            freeze_long_lived_objects()  # what the first prediction built lazily
         else:
             gc.collect()  # Paddle pipelines grow on long runs; collect between batches.
         return results
 
+    def _writer(self):
+        if self._write_threads is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._outputs = open_folder(self.spec.output_uri)
+            self._write_threads = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="ray_ocr_write")
+        return self._write_threads
+
     def _written(self, item: InputItem, result: FileResult) -> FileResult:
         """With an output folder of its own: write the result there (as the driver
         would), and return a receipt of what was written."""
-        if self.spec.output_uri is None or item.output_base is None or not result.ok:
+        if item.output_base is None or not result.ok:
             return result
-        if self._outputs is None:
-            self._outputs = open_folder(self.spec.output_uri)
         result, outputs = write_result(self._outputs, result, item.output_base)
         pages = tuple(PageOutput(p.page_index, "", (), p.markdown) for p in result.pages)
         return dataclasses.replace(result, pages=pages, outputs=tuple(outputs)) if result.ok else result
 
     def process_file(self, item: InputItem) -> FileResult:
         started = time.perf_counter()
-        if item.uri_root is not None:
+        if item.read_root is not None:
             try:
-                item = dataclasses.replace(item, data=read_uri_item(item.uri_root, item.key))
+                item = dataclasses.replace(item, data=read_item(item.read_root, item.key))
             except Exception as exc:  # noqa: BLE001 - missing object, permissions, network
                 return self._failed(item, "read", type(exc).__name__, first_line(exc), started)
         warnings: list[str] = []

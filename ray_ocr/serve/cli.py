@@ -19,7 +19,7 @@ from typing import Iterator
 
 from ray_ocr.cli import build_config_parser, configure_logging, options_from_args
 from ray_ocr.config import ServeConfig
-from ray_ocr.errors import SetupError, UsageError
+from ray_ocr.errors import SetupError, UsageError, first_line
 
 logger = logging.getLogger("ray_ocr")
 
@@ -57,16 +57,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve_forever(config: ServeConfig) -> int:
     """Start (or join) Ray, deploy, print where the API is, and serve until SIGINT or
-    SIGTERM (0); a signal while the replicas start stops them (130), a second one
-    exits at once (KeyboardInterrupt)."""
+    SIGTERM (0: the requests in flight are answered first); a signal while the replicas
+    start stops them (130), a second one exits at once (KeyboardInterrupt)."""
     from ray_ocr.engine.cluster import gpus_for_this_run, ray_session
     from ray_ocr.engine.signals import StopFlag
 
     gpu_ids = gpus_for_this_run(config.address, config.device)
-    with StopFlag("deleting the service's applications, then stopping") as flag, \
-            ray_session(config.address, gpu_ids, quiet=not config.verbose) as cluster, \
-            serve_started(config, embedded=cluster.embedded):
-        base = f"http://{config.host}:{config.port}"
+    if config.address is None:
+        check_port_free(config.host, config.port)
+    # The signal handlers go in after Ray starts: Ray's own SIGTERM handler (an abort)
+    # would otherwise replace them.
+    with ray_session(config.address, gpu_ids, quiet=not config.verbose) as cluster, \
+            StopFlag("answering the requests in flight, then stopping (again: at once)") as flag, \
+            serve_started(config, embedded=cluster.embedded) as service:
+        base = public_base_url(config.host, config.port)
         print(f"ray_ocr.serve: starting {config.pipeline.display_name} replicas; /health answers meanwhile "
               f"at {base}/health", flush=True)
         deployed = deploy_or_explain(config, cluster, stop=flag.event)
@@ -74,27 +78,68 @@ def serve_forever(config: ServeConfig) -> int:
             print("ray_ocr.serve: stopped before the replicas ran", flush=True)
             return 130
         plan, paths = deployed
+        service.drain = True
+        counts = (f"{plan.max_replicas} replica{'s' if plan.max_replicas > 1 else ''}"
+                  if plan.min_replicas == plan.max_replicas else f"{plan.min_replicas}-{plan.max_replicas} replicas")
         print(f"ray_ocr.serve: {config.pipeline.display_name} at {', '.join(base + p for p in paths)} "
-              f"({plan.min_replicas}-{plan.max_replicas} replicas, each {plan.ray_actor_options}); "
-              f"health {base}/health" + (f"; dashboard {cluster.dashboard_url}" if cluster.dashboard_url else ""),
-              flush=True)
+              f"({counts}, each {plan.ray_actor_options}); health {base}/health"
+              + (f"; dashboard {cluster.dashboard_url}" if cluster.dashboard_url else ""), flush=True)
         while not flag.event.wait(1.0):
             pass
         print("ray_ocr.serve: stopping", flush=True)
     return 0
 
 
+def check_port_free(host: str, port: int) -> None:
+    """A port another process holds is a usage error now, not Serve's traceback later."""
+    import socket
+
+    try:
+        with socket.create_server((host, port), reuse_port=False):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
+                         "another server holds the port? Choose another with --port") from None
+
+
+def public_base_url(host: str, port: int) -> str:
+    """The URL to print: an address a client can use (not 0.0.0.0); binding every
+    interface is said as the warning it is."""
+    if host not in ("0.0.0.0", "::"):
+        return f"http://{host}:{port}"
+    import socket
+
+    print(f"ray_ocr.serve: warning: --host {host}: the API (no authentication) is open to every network "
+          "this machine is on", file=sys.stderr, flush=True)
+    return f"http://{socket.gethostname()}:{port}"
+
+
+class _Service:
+    drain = False  # once the replicas ran: a stop answers the requests in flight first
+
+
 @contextmanager
-def serve_started(config: ServeConfig, embedded: bool) -> Iterator[None]:
+def serve_started(config: ServeConfig, embedded: bool) -> Iterator[_Service]:
     """Serve's HTTP proxy on --host/--port; on the way out this service's applications
-    are deleted, and Serve itself stopped only in a Ray this process started."""
+    are deleted (the requests in flight answered first, once it served), and Serve
+    itself stopped only in a Ray this process started."""
     from ray import serve
 
-    serve.start(http_options={"host": config.host, "port": config.port})
+    from ray_ocr.serve.plan import GRACEFUL_SHUTDOWN_S
+
+    if not config.verbose:  # Serve's notices ("Connecting to existing Serve app ...") are not ours
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
     try:
-        yield
+        serve.start(http_options={"host": config.host, "port": config.port})
+    except RuntimeError as exc:
+        if "bind" not in str(exc):
+            raise
+        raise UsageError(f"--host {config.host} --port {config.port}: {first_line(exc)}") from None
+    service = _Service()
+    try:
+        yield service
     finally:
-        delete_apps(wait_s=0 if embedded else DELETE_WAIT_S)
+        delete_apps(wait_s=GRACEFUL_SHUTDOWN_S if service.drain else 0 if embedded else DELETE_WAIT_S)
         if embedded:
             serve.shutdown()
 

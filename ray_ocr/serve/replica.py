@@ -66,7 +66,7 @@ def paddlex_config_of(pipeline) -> dict:
 def build_replica_pipeline(spec):
     """(paddleocr pipeline, its PaddleX config) for one replica, warmed up; `spec`: a
     RunnerSpec (engine/placement.py's slot applied)."""
-    from ray_ocr.models.runner import _freeze_long_lived_objects, build_pipeline
+    from ray_ocr.models.runner import freeze_long_lived_objects, build_pipeline
 
     require_serial_pipeline_calls()
     pipeline = build_pipeline(spec)
@@ -77,7 +77,7 @@ def build_replica_pipeline(spec):
     serving_utils.MAX_IMAGE_PIXELS = spec.max_image_pixels  # PaddleX's app reads it at each call
     warm_up(pipeline.paddlex_pipeline)
     isolate_paddlex_random()  # after the warm-up: the modules its first run imported too
-    _freeze_long_lived_objects()  # as batch actors do: full GCs stop walking the models
+    freeze_long_lived_objects()  # as batch actors do: full GCs stop walking the models
     return pipeline, paddlex_config_of(pipeline)
 
 

@@ -43,3 +43,31 @@ def test_changes_are_named_against_what_made_the_finished_results(tmp_path):
                                                     "pipeline_params.text_det_thresh: 0.3 -> 0.4"]
     assert manifest.settings_changes(OCR, {None}) == []  # records from before settings ids
     assert manifest.settings_changes(OCR, {"0123456789ab"}) == ["settings 0123456789ab (not in ray_ocr_run.jsonl)"]
+
+
+def test_a_record_is_the_json_of_its_fields(tmp_path):
+    """The manifest line is formatted field by field for speed: it must read back as the
+    record's fields, whatever the key, failure, warnings or worker hold."""
+    from ray_ocr.records import Failure, PageOutput, WorkerInfo
+
+    worker = WorkerInfo('actor "0"', "nöde", 1)
+    cases = [(FileResult("é/x.png", pages=(PageOutput(None, ""),), seconds=1e-05), ["é/x.json"], 1, worker),
+             (FileResult("k.pdf", failure=Failure("k.pdf", "read", "OSError", 'bad "x"\\'), warnings=("w",)),
+              [], 3, None),
+             (FileResult("k2.tif", page_count=7, seconds=0.123456), ["k2_0.json", "k2_1.json"], 2, worker)]
+    manifest = RunManifest(str(tmp_path))
+    manifest.start_run(OCR)
+    with manifest:
+        for case in cases:
+            manifest.record(*case)
+    lines = (tmp_path / "ray_ocr_manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"key": "é/x.png", "status": "done", "outputs": ["é/x.json"], "pages": 1, "attempts": 1, "seconds": 0.0,
+         "actor": 'actor "0"', "node": "nöde", "settings": settings_id(OCR)},
+        {"key": "k.pdf", "status": "failed", "outputs": [], "pages": 0, "attempts": 3, "seconds": 0.0,
+         "actor": None, "node": None, "settings": settings_id(OCR), "warnings": ["w"],
+         "failure": {"key": "k.pdf", "stage": "read", "error_type": "OSError", "message": 'bad "x"\\',
+                     "attempts": 3}},
+        {"key": "k2.tif", "status": "done", "outputs": ["k2_0.json", "k2_1.json"], "pages": 7, "attempts": 2,
+         "seconds": 0.1235, "actor": 'actor "0"', "node": "nöde", "settings": settings_id(OCR)}]
+    assert "é" in lines[0]  # names stay readable (not \\u escapes)

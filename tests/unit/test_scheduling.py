@@ -274,3 +274,14 @@ def test_the_rules_import_no_ray():
     code = "import sys, ray_ocr.engine.scheduling; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_an_input_item_crosses_as_a_tuple_and_comes_back_whole():
+    from ray_ocr.records import InputItem
+
+    item = InputItem("a/b.pdf", "/in/a/b.pdf", b"%PDF", (3, 4), None, "a/b")
+    wire = item.to_wire()
+    assert isinstance(wire, tuple)
+    assert InputItem.from_wire(list(wire[:3]) + [[3, 4]] + list(wire[4:])) == item  # msgpack's lists
+    odd = InputItem("x\udcff.png", "/in/x\udcff.png", b"", read_root="/in")  # a name that is not UTF-8
+    assert odd.to_wire() is odd and InputItem.from_wire(odd) is odd

@@ -65,7 +65,7 @@ def test_nodes_of_different_sizes_give_every_replica_the_smallest_share():
 
 
 def test_bad_options_are_usage_errors():
-    with pytest.raises(UsageError, match="serving needs a PaddleOCR pipeline"):
+    with pytest.raises(UsageError, match="serving takes a pipeline that PaddleX serves, by name"):
         serve_config(pipeline="ray_ocr.testing.standin:SchedulingTestPipeline")
     with pytest.raises(UsageError, match="unknown pipeline"):
         serve_config(pipeline="nope")
@@ -217,3 +217,18 @@ def test_the_sample_serve_config_is_the_offline_ocr_service():
     assert apps["ray_ocr"]["import_path"] == "ray_ocr.serve.app:build_app"
     assert apps["ray_ocr_health"]["route_prefix"] == "/health"
     assert sample["http_options"] == {"host": "127.0.0.1", "port": 8080}
+
+
+def test_a_port_another_server_holds_is_a_usage_error_and_0000_is_warned(capsys):
+    import socket
+
+    from ray_ocr.serve.cli import check_port_free, public_base_url
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with pytest.raises(UsageError, match=f"--host 127.0.0.1 --port {port}: cannot listen there"):
+            check_port_free("127.0.0.1", port)
+    check_port_free("127.0.0.1", port)  # free again
+    assert public_base_url("127.0.0.1", 8080) == "http://127.0.0.1:8080" and capsys.readouterr().err == ""
+    assert public_base_url("0.0.0.0", 8080) == f"http://{socket.gethostname()}:8080"
+    assert "warning: --host 0.0.0.0" in capsys.readouterr().err
