@@ -56,22 +56,19 @@ class InputItem:
         """Bytes this item adds to the object store (a shared reference adds none)."""
         return len(self.data) if isinstance(self.data, (bytes, bytearray, memoryview)) else 0
 
-    def to_wire(self) -> "tuple | InputItem":
-        """As sent to an actor: a plain tuple, which Ray's serializer packs natively (an
-        object costs it a pickling step each: a tenth of the driver's CPU per tiny file).
-        A path that is not UTF-8 (a file name's undecodable byte, surrogate-escaped) is
-        something only pickle carries: such an item goes as it is."""
-        if not _utf8(self.source_path) or (self.read_root is not None and not _utf8(self.read_root)):
-            return self
-        return self.key, self.source_path, self.data, self.page_range, self.read_root, self.output_base
+    def to_wire(self) -> list:
+        """As sent to an actor: a list of strings, bytes and ints, which Ray's serializer
+        packs natively (msgpack); an object, or a tuple, costs it a pickling step each.
+        (A value msgpack refuses, such as a surrogate-escaped file name, makes Ray pickle
+        the whole argument instead: slower, never wrong.)"""
+        page_range = list(self.page_range) if self.page_range is not None else None
+        return [self.key, self.source_path, self.data, page_range, self.read_root, self.output_base]
 
     @classmethod
-    def from_wire(cls, wire: "tuple | InputItem") -> "InputItem":
-        if isinstance(wire, InputItem):
-            return wire
+    def from_wire(cls, wire: list) -> "InputItem":
         key, source_path, data, page_range, read_root, output_base = wire
         return cls(key, source_path, data, tuple(page_range) if page_range is not None else None, read_root,
-                   output_base)  # (msgpack gives tuples back as lists)
+                   output_base)
 
 
 @dataclass(frozen=True)
@@ -143,13 +140,3 @@ class BatchResult:
     worker: WorkerInfo
     seconds: float = 0.0
     rss_mb: float = 0.0  # the actor process's resident memory after the batch
-
-
-def _utf8(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False

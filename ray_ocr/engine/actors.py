@@ -52,7 +52,7 @@ class PipelineActor:
     def ready(self) -> tuple[WorkerInfo, str | None]:
         return self._worker, self._build_error
 
-    def process(self, batch_id: int, wire_items: list[tuple]) -> BatchResult:
+    def process(self, batch_id: int, wire_items: list[list]) -> BatchResult:
         """`wire_items`: InputItem.to_wire() of each input of the batch."""
         started = time.perf_counter()
         if self._runner is None:

@@ -13,6 +13,7 @@ Each job has its own home; the driver wires them together:
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import time
@@ -69,7 +70,7 @@ class Driver:
         """The keys to run, lazily. Discovery runs up to the first key to run before this
         returns, so a run with no input fails, and one with nothing left to do ends,
         before Ray starts."""
-        self.outputs.pull_state((MANIFEST_NAME, RUNS_NAME))
+        self.outputs.pull_state((MANIFEST_NAME, RUNS_NAME, FAILURES_NAME))
         keys = self.plan.keys()
         first = next(keys, None)
         if first is None:
@@ -147,11 +148,12 @@ class Driver:
                 prefetch_batches=cfg.prefetch_batches,
             )
             dispatcher.add_keys(todo, cfg.batch_size)
-            freeze_long_lived_objects()  # Ray's and ours, from here on never walked by the collector
+            freeze_long_lived_objects()  # Ray's and ours: not walked by the collector while it runs
             try:
                 for _ in dispatcher.steps():
                     self._tick(dispatcher)
             finally:
+                gc.unfreeze()  # (run_batch in a long-lived process: its objects collectable again)
                 self.progress.close()
                 dispatcher.shutdown()
                 self.summary.interrupted = dispatcher.interrupted

@@ -102,7 +102,12 @@ class RunManifest:
 
     def __enter__(self) -> "RunManifest":
         os.makedirs(self.output_dir, exist_ok=True)
-        self._handle = open(self.path, "a", encoding="utf-8")
+        torn = _ends_mid_line(self.path)
+        # A batch's records (~250 bytes each) reach the file in one write at sync(): a
+        # driver killed mid-batch leaves whole lines, or at worst one torn last line.
+        self._handle = open(self.path, "a", encoding="utf-8", buffering=1 << 20)
+        if torn:  # a killed driver's torn line: ours start on a line of their own
+            self._handle.write("\n")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -114,8 +119,8 @@ class RunManifest:
         """Append the record of one input, right after its outputs are in place.
 
         Flushed and fsync'ed by ``sync``, once per batch: a driver killed in between
-        loses the records of that batch, whose inputs a rerun does again (their
-        outputs are rewritten whole, never half), never a record of a missing output.
+        loses (some of) the records of that batch, whose inputs a rerun does again
+        (their outputs are rewritten whole), never a record of a missing output.
         """
         # Formatted field by field (each string by the JSON encoder): the same line as
         # json.dumps of the record's dict, in a third of the driver's time per input.
@@ -158,6 +163,15 @@ class RunManifest:
         if failed or os.path.exists(self.failures_path):
             atomic_write_text(self.failures_path, text)
         return failed
+
+
+def _ends_mid_line(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except OSError:  # no file, or an empty one
+        return False
 
 
 def _differences(earlier: dict, now: dict, prefix: str = "") -> list[str]:

@@ -206,14 +206,14 @@ class LocalFolder:
         # The driver reads a local input and ships its bytes (workers need no shared
         # disk), unless the folder is mounted at the same path on every node (file://).
         self.actor_reads = shared
-        self._prefix = self.root.rstrip("/") + "/"  # + key: os.path.join's result, at a third of its cost
+        self._prefix = self.root.rstrip("/") + "/"  # + a relative key: os.path.join's result, a third of its cost
         self._made: set[str] = set()  # folders known to exist (one makedirs per folder)
 
     def display(self, key: str) -> str:
-        return self._prefix + key
+        return key if key[:1] == "/" else self._prefix + key  # (ray_ocr.predict's keys are absolute)
 
     def read(self, key: str) -> bytes:
-        with open(self._prefix + key, "rb") as handle:
+        with open(self.display(key), "rb") as handle:
             return handle.read()
 
     def write(self, rel: str, data: bytes) -> None:

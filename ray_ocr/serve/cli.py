@@ -68,7 +68,7 @@ def serve_forever(config: ServeConfig) -> int:
     # The signal handlers go in after Ray starts: Ray's own SIGTERM handler (an abort)
     # would otherwise replace them.
     with ray_session(config.address, gpu_ids, quiet=not config.verbose) as cluster, \
-            StopFlag("answering the requests in flight, then stopping (again: at once)") as flag, \
+            StopFlag("stopping; requests in flight are answered first (a second signal: at once)") as flag, \
             serve_started(config, embedded=cluster.embedded) as service:
         base = public_base_url(config.host, config.port)
         print(f"ray_ocr.serve: starting {config.pipeline.display_name} replicas; /health answers meanwhile "
@@ -94,8 +94,9 @@ def check_port_free(host: str, port: int) -> None:
     """A port another process holds is a usage error now, not Serve's traceback later."""
     import socket
 
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        with socket.create_server((host, port), reuse_port=False):
+        with socket.create_server((host, port), family=family):
             pass
     except OSError as exc:
         raise UsageError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "

@@ -69,3 +69,31 @@ def test_exactly_once_check_names_each_kind_of_problem(tmp_path, monkeypatch):
     assert "1 unexpected JSONs" in problems and "stray.json" in problems
     assert "manifest: 3 lines, 2 keys, 2 done" in problems
     assert "1 temporary files" in problems
+
+
+def test_scale_modes_and_listing_against_a_local_s3_server(tmp_path):
+    """The two other tables, small: actors writing to moto (every result once, the rate
+    set against the server's measured capacity, the driver's CPU per file), and a bucket
+    listed lazily by the driver (stopped after its first batches) and walked whole."""
+    out = tmp_path / "scale.json"
+    argv = [sys.executable, "scripts/scale.py", "--parts", "modes,listing", "--modes", "s3-actors", "--s3_files", "600",
+            "--listing_sizes", "1200", "--listing_seconds", "3", "--json", str(out)]
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, f"{stdout}\n{stderr[-3000:]}"
+    report = json.loads(out.read_text())
+    assert report["runs"] == []  # no engine table asked for
+    [run] = report["modes"]["runs"]
+    assert run["mode"] == "s3-actors" and run["ok"] and run["output_jsons"] == run["manifest_done"] == 600
+    assert report["modes"]["s3_put_capacity"] > 0 and run["of_capacity"] > 0
+    assert 0 < run["loop_steady_cpu_ms_per_file"] <= run["driver_steady_cpu_ms_per_file"]
+    [listed] = report["listing"]
+    assert listed["objects"] == listed["walk_objects"] == 1200 and listed["exit_code"] == 130  # stopped
+    assert 0 < listed["first_input_found"] < listed["ray_started"] < listed["first_batch_sent"]
+    assert 0 < listed["files_done"] < 1200 and 0 < listed["walk_peak_rss_mb"] < 1024
+    assert "who writes the results" in stdout and "lazy listing of a bucket" in stdout

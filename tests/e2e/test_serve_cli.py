@@ -72,7 +72,7 @@ def test_sigterm_answers_the_request_in_flight_then_exits_0(tmp_path):
     assert response.status_code == 200, response.text[:500]
     texts = response.json()["result"]["ocrResults"][0]["prunedResult"]["rec_texts"]
     assert any("纯臻营养护发素" in text for text in texts), texts
-    assert "answering the requests in flight" in output and "ray_ocr.serve: stopping" in output
+    assert "requests in flight are answered first" in output and "ray_ocr.serve: stopping" in output
     assert "SIGTERM received" not in output and "Traceback" not in output
     _, alive = psutil.wait_procs(started_by_it, timeout=30)
     assert not alive, [(p.pid, p.name()) for p in alive]

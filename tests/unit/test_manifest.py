@@ -61,7 +61,7 @@ def test_a_record_is_the_json_of_its_fields(tmp_path):
         for case in cases:
             manifest.record(*case)
     lines = (tmp_path / "ray_ocr_manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    assert [json.loads(line) for line in lines] == [
+    assert lines == [json.dumps(record, ensure_ascii=False) for record in [
         {"key": "é/x.png", "status": "done", "outputs": ["é/x.json"], "pages": 1, "attempts": 1, "seconds": 0.0,
          "actor": 'actor "0"', "node": "nöde", "settings": settings_id(OCR)},
         {"key": "k.pdf", "status": "failed", "outputs": [], "pages": 0, "attempts": 3, "seconds": 0.0,
@@ -69,5 +69,17 @@ def test_a_record_is_the_json_of_its_fields(tmp_path):
          "failure": {"key": "k.pdf", "stage": "read", "error_type": "OSError", "message": 'bad "x"\\',
                      "attempts": 3}},
         {"key": "k2.tif", "status": "done", "outputs": ["k2_0.json", "k2_1.json"], "pages": 7, "attempts": 2,
-         "seconds": 0.1235, "actor": 'actor "0"', "node": "nöde", "settings": settings_id(OCR)}]
+         "seconds": 0.1235, "actor": 'actor "0"', "node": "nöde", "settings": settings_id(OCR)}]]
     assert "é" in lines[0]  # names stay readable (not \\u escapes)
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_runs_first_record(tmp_path):
+    """A driver killed mid-write leaves a line without its newline; the next run's first
+    record must still be a line of its own (the torn one is skipped on reading)."""
+    path = tmp_path / "ray_ocr_manifest.jsonl"
+    path.write_text('{"key": "a", "status": "done", "outputs": ["a.json"]}\n{"key": "b", "sta')
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "c.json").write_text("{}")
+    _finish(RunManifest(str(tmp_path)), OCR, "c")
+    finished, _ = RunManifest(str(tmp_path)).finished_outputs()
+    assert finished == {"a": ["a.json"], "c": ["c.json"]}
