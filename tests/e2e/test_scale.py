@@ -17,10 +17,10 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.e2e
 
 
-def test_scale_quick_writes_every_file_once_and_reports_its_rates(tmp_path):
-    out = tmp_path / "scale.json"
+def run_scale(*args: str, out) -> tuple[dict, str]:
+    """scripts/scale.py with `args`: its JSON report and its stdout (it must exit 0)."""
     # Its own process group: on a timeout the driver (and its Ray) go with it.
-    proc = subprocess.Popen([sys.executable, "scripts/scale.py", "--quick", "--json", str(out)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "scripts/scale.py", *args, "--json", str(out)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=600)
@@ -28,7 +28,11 @@ def test_scale_quick_writes_every_file_once_and_reports_its_rates(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
     assert proc.returncode == 0, f"{stdout}\n{stderr[-3000:]}"
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text()), stdout
+
+
+def test_scale_quick_writes_every_file_once_and_reports_its_rates(tmp_path):
+    report, stdout = run_scale("--quick", out=tmp_path / "scale.json")
     [run] = report["runs"]
     assert run["ok"] and run["problems"] == [] and run["exit_code"] == 0
     assert run["size"] == 2000 and run["batch_size"] == 256 and run["instances"] == 2
@@ -75,18 +79,8 @@ def test_scale_modes_and_listing_against_a_local_s3_server(tmp_path):
     """The two other tables, small: actors writing to moto (every result once, the rate
     set against the server's measured capacity, the driver's CPU per file), and a bucket
     listed lazily by the driver (stopped after its first batches) and walked whole."""
-    out = tmp_path / "scale.json"
-    argv = [sys.executable, "scripts/scale.py", "--parts", "modes,listing", "--modes", "s3-actors", "--s3_files", "600",
-            "--listing_sizes", "1200", "--listing_seconds", "3", "--json", str(out)]
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-    assert proc.returncode == 0, f"{stdout}\n{stderr[-3000:]}"
-    report = json.loads(out.read_text())
+    report, stdout = run_scale("--parts", "modes,listing", "--modes", "s3-actors", "--s3_files", "600",
+                               "--listing_sizes", "1200", "--listing_seconds", "3", out=tmp_path / "scale.json")
     assert report["runs"] == []  # no engine table asked for
     [run] = report["modes"]["runs"]
     assert run["mode"] == "s3-actors" and run["ok"] and run["output_jsons"] == run["manifest_done"] == 600
