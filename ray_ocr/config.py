@@ -293,12 +293,14 @@ class PipelineOptions:
 
     pipeline: PipelineRef = option(
         help="PaddleOCR pipeline: class (OCR, SealRecognition, PPStructureV3, ...), CLI name "
-             "(ocr, seal_recognition, ...), or package.module:Class (your own; batch runs only)", convert=_pipeline, arg_type=str)
+             "(ocr, seal_recognition, ...), or package.module:Class (your own; batch runs only)",
+        convert=_pipeline, arg_type=str)
     device: DeviceRequest = option(
         DeviceRequest(), "cpu, gpu (every GPU Ray sees) or gpu:0,1,... (auto: gpu if Ray sees one, else cpu)",
         convert=_device, arg_type=str)
     instances_per_device: int = option(
-        1, "pipeline instances (batch actors, serving replicas) per GPU (each asks 1/K GPU) or per node on cpu", check=at_least(1))
+        1, "pipeline instances (batch actors, serving replicas) per GPU (each asks 1/K GPU) or per node on cpu",
+        check=at_least(1))
     gpus_per_instance: float | None = option(
         None, "GPU fraction each instance asks for (default 1/instances_per_device)", check=above(0))
     cpus_per_instance: float | None = option(

@@ -209,9 +209,7 @@ def measure(size: int, batch: int, args, work: Path, mode: str | None = None, s3
     MODES) says where the results go and who writes them; None: the engine table's run."""
     input_dir = inputs_for(work, size)
     name = f"n{size}_b{batch}" + (f"_{mode}" if mode else "")
-    out, extra, env = work / "out" / name, [], {}
-    shutil.rmtree(out, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out, extra, env = fresh_folder(work / "out" / name), [], {}
     if mode:
         where, writer = MODES[mode]
         extra = ["--write_outputs", writer]
@@ -233,7 +231,8 @@ def measure(size: int, batch: int, args, work: Path, mode: str | None = None, s3
     run["ok"] = not run["problems"]
     log(f"PROBLEMS: {'; '.join(run['problems'])}" if run["problems"] else
         f"{size} files in {run['wall_seconds']:.1f} s, steady {run['steady_files_per_second']} files/s, "
-        f"driver {run['driver_steady_cpu_ms_per_file']} ms CPU per file (steady), peak {run['driver_peak_rss_mb']:.0f} MB")
+        f"driver {run['driver_steady_cpu_ms_per_file']} ms CPU per file (steady), "
+        f"peak {run['driver_peak_rss_mb']:.0f} MB")
     if run["ok"] and not args.keep and not mode:
         shutil.rmtree(out, ignore_errors=True)
     return run
@@ -349,49 +348,56 @@ print(count, first, time.perf_counter() - started, max(peak[0], me.memory_info()
 
 
 def measure_listing(args, work: Path) -> list[dict]:
-    """Per size: a bucket of that many objects; the driver run on it for --listing_seconds
-    (then stopped: each input is a GET by an actor), its milestones and peak RSS; and a
-    full lazy walk of the bucket by ray_ocr's lister alone (time, its peak RSS)."""
+    """Per size: a bucket of that many objects on an in-process moto, and its row."""
     from moto.server import ThreadedMotoServer
 
     from tests.helpers import free_port
-    from tests.s3server import CREDENTIALS, query
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    rows = []
     try:
-        for count in args.listing_sizes:
-            bucket = f"listing{count}"
-            started = time.perf_counter()
-            fill_bucket(bucket, count)
-            log(f"bucket of {count} objects filled in {time.perf_counter() - started:.1f} s; running the driver ...")
-            uri = f"s3://{bucket}/?{query(port)}"
-            out = work / "out" / f"listing{count}"
-            shutil.rmtree(out, ignore_errors=True)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            run = run_driver(stand_in_args(uri, out, LISTING_BATCH, args.instances),
-                             work / "out" / f"listing{count}.log", CREDENTIALS, stop_after=args.listing_seconds)
-            if not (out / "summary.json").exists():  # killed before it wrote one: say so, go on
-                rows.append({"objects": count, "exit_code": run["exit_code"], "driver_peak_rss_mb": None,
-                             "problem": f"no summary.json (exit code {run['exit_code']}); log in {work / 'out'}"})
-                continue
-            summary = json.loads((out / "summary.json").read_text())
-            walk = subprocess.run([sys.executable, "-c", WALK, uri], capture_output=True, text=True,
-                                  env={**os.environ, **CREDENTIALS}, check=True).stdout.split()
-            rows.append({"objects": count, **summary.get("milestones", {}), "files_done": summary["succeeded"],
-                         "driver_peak_rss_mb": run["driver_peak_rss_mb"], "exit_code": run["exit_code"],
-                         "walk_objects": int(walk[0]), "walk_first_group_seconds": round(float(walk[1]), 3),
-                         "walk_seconds": round(float(walk[2]), 1),
-                         "walk_us_per_object": round(1e6 * float(walk[2]) / int(walk[0]), 1),
-                         "walk_peak_rss_mb": round(float(walk[3])),
-                         "walk_cpu_us_per_object": round(1e6 * float(walk[4]) / int(walk[0]), 1)})
-            log(f"{count} objects: {rows[-1]}")
+        return [listing_row(count, port, args, work) for count in args.listing_sizes]
     finally:
         server.stop()
-    return rows
+
+
+def listing_row(count: int, port: int, args, work: Path) -> dict:
+    """The driver run on a bucket of `count` objects for --listing_seconds (then stopped:
+    each input is a GET by an actor), its milestones and peak RSS; and a full lazy walk
+    of the bucket by ray_ocr's lister alone (time, its CPU, its peak RSS)."""
+    from tests.s3server import CREDENTIALS, query
+
+    bucket = f"listing{count}"
+    started = time.perf_counter()
+    fill_bucket(bucket, count)
+    log(f"bucket of {count} objects filled in {time.perf_counter() - started:.1f} s; running the driver ...")
+    uri, out = f"s3://{bucket}/?{query(port)}", fresh_folder(work / "out" / f"listing{count}")
+    run = run_driver(stand_in_args(uri, out, LISTING_BATCH, args.instances), work / "out" / f"listing{count}.log",
+                     CREDENTIALS, stop_after=args.listing_seconds)
+    if not (out / "summary.json").exists():  # killed before it wrote one: say so, go on
+        return {"objects": count, "exit_code": run["exit_code"], "driver_peak_rss_mb": None,
+                "problem": f"no summary.json (exit code {run['exit_code']}); log in {work / 'out'}"}
+    summary = json.loads((out / "summary.json").read_text())
+    walked, first, seconds, peak_mb, cpu = subprocess.run(
+        [sys.executable, "-c", WALK, uri], capture_output=True, text=True, env={**os.environ, **CREDENTIALS},
+        check=True).stdout.split()
+    row = {"objects": count, **summary.get("milestones", {}), "files_done": summary["succeeded"],
+           "driver_peak_rss_mb": run["driver_peak_rss_mb"], "exit_code": run["exit_code"],
+           "walk_objects": int(walked), "walk_first_group_seconds": round(float(first), 3),
+           "walk_seconds": round(float(seconds), 1), "walk_us_per_object": round(1e6 * float(seconds) / int(walked), 1),
+           "walk_peak_rss_mb": round(float(peak_mb)),
+           "walk_cpu_us_per_object": round(1e6 * float(cpu) / int(walked), 1)}
+    log(f"{count} objects: {row}")
+    return row
+
+
+def fresh_folder(folder: Path) -> Path:
+    """`folder` emptied (an earlier run's outputs gone), its parent made."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def best_runs(runs: list[dict]) -> dict[tuple[int, int], dict]:

@@ -148,17 +148,21 @@ class Driver:
                 prefetch_batches=cfg.prefetch_batches,
             )
             dispatcher.add_keys(todo, cfg.batch_size)
-            freeze_long_lived_objects()  # Ray's and ours: not walked by the collector while it runs
-            try:
-                for _ in dispatcher.steps():
-                    self._tick(dispatcher)
-            finally:
-                gc.unfreeze()  # (run_batch in a long-lived process: its objects collectable again)
-                self.progress.close()
-                dispatcher.shutdown()
-                self.summary.interrupted = dispatcher.interrupted
-                self.summary.recycled = dispatcher.recycled
-                self.summary.note_restarts(dispatcher.restarts)
+            self._run_loop(dispatcher)
+
+    def _run_loop(self, dispatcher) -> None:
+        """Dispatch until every batch is in (or a stop); then the dispatcher's numbers."""
+        freeze_long_lived_objects()  # Ray's and ours: not walked by the collector while it runs
+        try:
+            for _ in dispatcher.steps():
+                self._tick(dispatcher)
+        finally:
+            gc.unfreeze()  # (run_batch in a long-lived process: its objects collectable again)
+            self.progress.close()
+            dispatcher.shutdown()
+            self.summary.interrupted = dispatcher.interrupted
+            self.summary.recycled = dispatcher.recycled
+            self.summary.note_restarts(dispatcher.restarts)
 
     def _tick(self, dispatcher) -> None:
         if dispatcher.submitted:

@@ -142,7 +142,8 @@ class RunManifest:
         fields = self._worker_json.get(key)
         if fields is None:
             actor, node = (_STR(part) for part in key) if key else ("null", "null")
-            fields = self._worker_json[key] = f'"actor": {actor}, "node": {node}, "settings": {_ENCODE(self.settings_id)}'
+            fields = f'"actor": {actor}, "node": {node}, "settings": {_ENCODE(self.settings_id)}'
+            self._worker_json[key] = fields
         return fields
 
     def sync(self) -> None:

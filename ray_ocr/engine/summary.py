@@ -91,7 +91,7 @@ class RunSummary:
             "pages": sum(len(f.pages) for f in result.files),
             "rss_mb": round(result.rss_mb, 1),
             # The driver's CPU seconds so far, all its threads and its dispatch loop's
-            # alone (the loop bounds how many inputs a second one driver takes).
+            # alone (the loop bounds how many inputs a second one driver can take).
             "driver_cpu": round(time.process_time(), 3),
             "driver_loop_cpu": round(time.thread_time(), 3),
         })

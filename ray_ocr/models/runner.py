@@ -136,8 +136,8 @@ def freeze_long_lived_objects() -> None:
     collection walked all of them. In an actor, the pipeline's (some 300,000 for
     PP-OCRv5; 0.2 s a collection, 10-20% of the OCR pipeline's time per page on CPU);
     in the driver, Ray's and its modules' (50 ms a collection; over a tenth of the
-    driver's CPU per input on runs of tiny files). Garbage made later is still collected; what is
-    frozen now lives as long as the process anyway."""
+    driver's CPU per input on runs of tiny files). Garbage made later is still
+    collected; what is frozen now lives as long as the process (or the run) anyway."""
     gc.collect()
     gc.freeze()
 
