@@ -58,7 +58,7 @@ def _input_paths(inputs: str | Iterable[str], pattern: str) -> Iterator[str]:
     from ray_ocr.io.discovery import iter_inputs
 
     if isinstance(inputs, (str, os.PathLike)) and os.path.isdir(inputs):
-        folder = str(inputs)
+        folder = os.path.abspath(inputs)  # keys are absolute paths (see _predict)
         return (os.path.join(folder, key) for key in iter_inputs(folder, pattern))
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
     return (os.path.abspath(p) for p in paths)

@@ -166,6 +166,22 @@ def drive(url: str, bodies: list[bytes], clients: int, total: int, timeout: floa
     return _level_row(clients, total, outcomes, time.perf_counter() - started)
 
 
+def session_cpu_seconds(session_id: int) -> float:
+    """CPU seconds (user + system) of every live process in a server's session: for
+    ray_ocr.serve, the replicas, Serve's proxy and controller and Ray's own processes,
+    which all descend from the command without leaving its session."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[3]) == session_id:  # field 6 of stat: the session
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _next(counter, lock: threading.Lock) -> int | None:
     with lock:
         return next(counter, None)
@@ -187,7 +203,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="comma list of paddlex and ray_ocr:<replicas>")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--requests", type=int, default=0,
-                        help="requests per level (default: max(16, 2 x clients))")
+                        help="requests per level (default: max(64, 4 x clients), enough that the "
+                             "first and last seconds, when not every client is busy, weigh little)")
     parser.add_argument("--images", default=",".join(IMAGES))
     parser.add_argument("--visualize", choices=("default", "on", "off"), default="default",
                         help="send visualize (default: leave it out, PaddleX's default is on)")
@@ -217,8 +234,11 @@ def measure(server: Server, bodies: list[bytes], levels: list[int], args) -> lis
     drive(server.url, bodies, 2, 4, args.timeout)  # warm-up: every replica's first calls
     rows = []
     for clients in levels:
-        total = 8 if args.quick else (args.requests or max(16, 2 * clients))
+        total = 8 if args.quick else (args.requests or max(64, 4 * clients))
+        cpu_before = session_cpu_seconds(server.proc.pid)
         row = drive(server.url, bodies, clients, total, args.timeout)
+        row["server_cpu_ms_per_request"] = round(1000 * (session_cpu_seconds(server.proc.pid) - cpu_before)
+                                                 / max(1, row["ok"]), 1)
         print(f"  {server.name:15} clients={clients:<3} {json.dumps(row)}", flush=True)
         rows.append(row)
     return rows
@@ -249,7 +269,7 @@ def main(argv=None) -> int:
 def print_table(results: dict, levels: list[int]) -> None:
     base = results.get("paddlex")
     print(f"\n{'server':12} {'clients':>7} {'req/s':>8} {'p50 s':>7} {'p99 s':>7} {'x paddlex req/s':>16} "
-          f"{'x paddlex p99':>14} {'failed':>6} {'load':>5}")
+          f"{'x paddlex p99':>14} {'CPU ms/req':>10} {'failed':>6} {'load':>5}")
     for name, rows in results.items():
         for i, row in enumerate(rows):
             ratio_rps = ratio_p99 = ""
@@ -257,7 +277,8 @@ def print_table(results: dict, levels: list[int]) -> None:
                 ratio_rps = f"{row['rps'] / base[i]['rps']:.2f}"
                 ratio_p99 = f"{row['p99_s'] / base[i]['p99_s']:.2f}" if base[i]["p99_s"] else ""
             print(f"{name:12} {row['clients']:>7} {row['rps']:>8.3f} {row['p50_s'] or 0:>7.2f} {row['p99_s']:>7.2f} "
-                  f"{ratio_rps:>16} {ratio_p99:>14} {row['failed']:>6} {row['load_avg']:>5}")
+                  f"{ratio_rps:>16} {ratio_p99:>14} {row['server_cpu_ms_per_request']:>10} {row['failed']:>6} "
+                  f"{row['load_avg']:>5}")
 
 
 if __name__ == "__main__":

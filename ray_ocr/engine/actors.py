@@ -22,8 +22,6 @@ class PipelineActor:
     """
 
     def __init__(self, spec: RunnerSpec, name: str, models=None):
-        import dataclasses
-
         import ray
 
         from ray_ocr.models.runner import PipelineRunner
@@ -41,10 +39,9 @@ class PipelineActor:
         self._runner = None
         try:
             if models:  # the driver's models, for nodes that cannot download them
-                from ray_ocr.models.model_bundle import install_bundle
+                from ray_ocr.models.model_bundle import with_installed_models
 
-                local_dirs = install_bundle(models)
-                spec = dataclasses.replace(spec, init_params=tuple({**dict(spec.init_params), **local_dirs}.items()))
+                spec = with_installed_models(spec, models)
             self._runner = PipelineRunner(spec)
         except Exception as exc:
             self._build_error = f"{type(exc).__name__}: {first_line(exc)}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 from ray_ocr.engine.page_split import SplitDocument, pdf_parts
+from ray_ocr.io.discovery import NOT_UTF8
 from ray_ocr.records import Failure, FileResult, InputItem, Task
 from ray_ocr.errors import first_line
 
@@ -40,6 +41,8 @@ class InputReader:
     def read(self, task: Task) -> InputItem | FileResult | list[InputItem]:
         """The item for `task`, a read failure, or a long PDF's parts."""
         key = task.key
+        if key in self.folder.bad_names:
+            return FileResult(key=key, failure=Failure(key, "list", "UnicodeError", NOT_UTF8))
         base = self.output_bases[key] if self.output_bases is not None else None
         if task.page_range is not None:  # a part of a split PDF, again (its actor died)
             split = self.splits[key]

@@ -17,6 +17,26 @@ from ray_ocr.io.storage import glob_regex, normalize_glob
 logger = logging.getLogger(__name__)
 
 
+# Why a file whose name is not UTF-8 (an archive from a Latin-1 or Shift-JIS system) is
+# not run: its name could not go into the manifest, PaddleOCR's JSON or an object key.
+NOT_UTF8 = ("its file name is not valid UTF-8, which the outputs and the manifest need; rename it "
+            "(convmv -f <its encoding> -t utf8 converts a whole tree)")
+
+
+def utf8_key(key: str, bad_names: set[str]) -> str:
+    """`key` itself when it is valid UTF-8; else its bytes shown as text (``\\xe9`` for a
+    byte that is not UTF-8), added to `bad_names` so the run records it as a failure."""
+    if key.isascii():
+        return key
+    try:
+        key.encode("utf-8")
+        return key
+    except UnicodeEncodeError:  # os gave the undecodable bytes as surrogates
+        shown = os.fsencode(key).decode("utf-8", "backslashreplace")
+        bad_names.add(shown)
+        return shown
+
+
 def _is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -63,6 +83,7 @@ def iter_input_folders(
     *,
     exclude_dir: str | None = None,
     follow_symlinks: bool = False,
+    bad_names: set[str] | None = None,
 ) -> Iterator[list[str]]:
     """Yield, folder by folder, the sorted keys (paths relative to `input_dir`, POSIX
     separators) of the files matching `pattern` (``*`` and ``?`` within one folder,
@@ -72,15 +93,19 @@ def iter_input_folders(
     lies inside the input folder) is never read back as input. A file that resolves
     outside the input tree is skipped, and symlinked folders are not entered (as
     pathlib's ``**`` did), unless `follow_symlinks`; then each real folder is walked once.
+    A file whose name is not UTF-8 comes out under its escaped name, which is added to
+    `bad_names` (see ``utf8_key``).
     """
-    return walk(pattern, _LocalLister(input_dir, exclude_dir, follow_symlinks))
+    lister = _LocalLister(input_dir, exclude_dir, follow_symlinks, set() if bad_names is None else bad_names)
+    return walk(pattern, lister)
 
 
 class _LocalLister:
     """Lists one local folder for ``walk``, with the symlink and output-folder rules."""
 
-    def __init__(self, input_dir: str, exclude_dir: str | None, follow_symlinks: bool):
+    def __init__(self, input_dir: str, exclude_dir: str | None, follow_symlinks: bool, bad_names: set[str]):
         self.root = os.path.realpath(input_dir)
+        self.bad_names = bad_names
         self.excluded = os.path.realpath(exclude_dir) if exclude_dir else None
         self.follow_symlinks = follow_symlinks
         self.seen_dirs: set[str] = set()  # real paths entered: each once, no link loops
@@ -109,7 +134,7 @@ class _LocalLister:
                 if entry.is_dir():
                     subdirs.append((entry, key))
                 elif entry.is_file() and matches(key) and self._admit_file(entry):
-                    files.append(key)
+                    files.append(utf8_key(key, self.bad_names))
             except OSError:
                 continue
         return ([] if self.outside(folder) else files), self._enter(subdirs)

@@ -79,13 +79,14 @@ def _entries(location: str) -> Iterator[str]:
 
 class InputList:
     """An input source with the interface of io/storage.py's folders (``groups``,
-    ``read``, ``display``, ``actor_reads``), over the files a list names."""
+    ``read``, ``display``, ``actor_reads``, ``bad_names``), over the files a list names."""
 
     def __init__(self, location: str):
         self.location = location
         self._folder = None  # the common root's folder, once known
         self.root: str | None = None
         self._query = urlsplit(location).query or None if is_uri(location) else None
+        self.bad_names: set[str] = set()  # none: the list is read as UTF-8 text
 
     def _absolute(self, entry: str) -> str:
         if is_uri(entry):

@@ -90,6 +90,7 @@ class UriFolder:
         self._makes_folders = parts.scheme not in ("s3", "gs", "gcs")
         self._made: set[str] = set()
         self._listings: dict[str, set[str]] = {}  # output folder -> names, for the resume check
+        self.bad_names: set[str] = set()  # none: object keys are UTF-8 text
 
     @property
     def _fs_root(self):
@@ -208,6 +209,7 @@ class LocalFolder:
         self.actor_reads = shared
         self._prefix = self.root.rstrip("/") + "/"  # + a relative key: os.path.join's result, a third of its cost
         self._made: set[str] = set()  # folders known to exist (one makedirs per folder)
+        self.bad_names: set[str] = set()  # keys found whose names are not UTF-8 (io/discovery.py)
 
     def display(self, key: str) -> str:
         return key if key[:1] == "/" else self._prefix + key  # (ray_ocr.predict's keys are absolute)
@@ -231,7 +233,8 @@ class LocalFolder:
                follow_symlinks: bool = False) -> Iterator[list[str]]:
         from ray_ocr.io.discovery import iter_input_folders
 
-        return iter_input_folders(self.root, pattern, exclude_dir=exclude_dir, follow_symlinks=follow_symlinks)
+        return iter_input_folders(self.root, pattern, exclude_dir=exclude_dir, follow_symlinks=follow_symlinks,
+                                  bad_names=self.bad_names)
 
     @property
     def local_root(self) -> str | None:

@@ -33,6 +33,15 @@ class ModelBundle:
     def __bool__(self) -> bool:
         return bool(self.official or self.dirs)
 
+    def digest(self) -> str:
+        """Names the bundle by its content: the same models give the same name."""
+        hashed = hashlib.sha256()
+        for kind, entries in (("official", self.official), ("dirs", self.dirs)):
+            for name in sorted(entries):
+                hashed.update(f"{kind}\0{name}\0".encode())
+                hashed.update(_files_digest(entries[name]).encode())
+        return hashed.hexdigest()[:16]
+
 
 def _read_dir(folder: Path) -> dict[str, bytes]:
     return {
@@ -90,10 +99,23 @@ def install_bundle(bundle: ModelBundle) -> dict[str, str]:
             logger.info("installed shipped model %s", name)
     rewritten = {}
     for key, files in bundle.dirs.items():
-        digest = hashlib.sha256()
-        for rel in sorted(files):
-            digest.update(rel.encode() + b"\0" + files[rel])
-        target = paddlex_cache_dir() / "ray_ocr_model_dirs" / digest.hexdigest()[:16]
+        target = paddlex_cache_dir() / "ray_ocr_model_dirs" / _files_digest(files)
         publish_dir(target, _writer(files))
         rewritten[key] = str(target)
     return rewritten
+
+
+def _files_digest(files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel])
+    return digest.hexdigest()[:16]
+
+
+def with_installed_models(spec, bundle: ModelBundle):
+    """`spec` (a RunnerSpec) for this node: the bundle unpacked into its cache, and the
+    ``*_model_dir`` params pointing at the local copies."""
+    import dataclasses
+
+    local_dirs = install_bundle(bundle)
+    return dataclasses.replace(spec, init_params=tuple({**dict(spec.init_params), **local_dirs}.items()))

@@ -161,8 +161,16 @@ def delete_apps(wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if not {APP_NAME, HEALTH_APP_NAME} & set(serve.status().applications):
-            return
+            break
         time.sleep(1.0)
+    else:
+        _say_still_deleting(wait_s)
+    from ray_ocr.serve.app import remove_model_stores
+
+    remove_model_stores()  # the shipped models: no ray_ocr application is left to need them
+
+
+def _say_still_deleting(wait_s: float) -> None:
     if wait_s:
         print(f"ray_ocr.serve: the applications are still being deleted after {wait_s:.0f} s; Serve "
               "finishes that in the cluster", file=sys.stderr, flush=True)

@@ -2,6 +2,7 @@
 gets a failure record and one line, exit code 1, no traceback."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,8 @@ def test_bad_inputs_fail_alone(tmp_path):
     inputs = tmp_path / "in"
     shutil.copytree(REALDOCS / "bad_inputs", inputs)
     shutil.copy(REALDOCS / "paddleocr" / "word_ch_1.jpg", inputs / "good.jpg")
+    # A good image under a Latin-1 name (not UTF-8): "café.jpg" from an old archive.
+    shutil.copy(REALDOCS / "paddleocr" / "word_ch_1.jpg", os.path.join(os.fsencode(inputs), b"caf\xe9.jpg"))
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "ray_ocr.run", "--pipeline", "OCR", "--input_dir", str(inputs),
@@ -26,7 +29,7 @@ def test_bad_inputs_fail_alone(tmp_path):
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr + proc.stdout
     bad = {"empty.png", "crazyones_text_renamed.jpg", "Seige_of_Vicksburg_truncated_half.pdf",
-           "encrypted_rc4_libreoffice-writer-password.pdf"}
+           "encrypted_rc4_libreoffice-writer-password.pdf", "caf\\xe9.jpg"}
     failures = [json.loads(l) for l in (out / "failures.jsonl").read_text().splitlines()]
     assert {f["key"] for f in failures} == bad
     assert all(f["message"] and f["stage"] and f["error_type"] for f in failures)
@@ -35,6 +38,7 @@ def test_bad_inputs_fail_alone(tmp_path):
     assert sorted(reported) == sorted(
         f"failed: {f['key']}: {f['stage']} failed: {f['error_type']}: {f['message']}" for f in failures)
     assert "password is needed" in proc.stdout
+    assert "failed: caf\\xe9.jpg: list failed: UnicodeError: its file name is not valid UTF-8" in proc.stdout
     assert json.loads((out / "good.json").read_text())["rec_texts"] == ["韩国小馆"]
     truncated = json.loads((out / "book_truncated_half.json").read_text())
     assert truncated["rec_texts"]

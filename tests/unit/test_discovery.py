@@ -98,3 +98,30 @@ def test_walk_lists_folder_by_folder_as_deep_as_the_pattern_reaches():
     assert asked == ["", "x", "y"]  # not x/deep
     asked.clear()
     assert list(walk("x/*", list_dir)) == [["x/c.png"]] and asked == ["x"]
+
+
+def test_a_name_that_is_not_utf8_becomes_a_list_failure_naming_it(tmp_path):
+    from ray_ocr.engine.reading import InputReader
+    from ray_ocr.io.storage import LocalFolder
+    from ray_ocr.records import Task
+
+    (tmp_path / "café.png").write_bytes(b"x")  # UTF-8: an ordinary input
+    with open(os.path.join(os.fsencode(tmp_path), b"scan_caf\xe9.png"), "wb") as handle:  # Latin-1
+        handle.write(b"x")
+    folder = LocalFolder(str(tmp_path))
+    keys = [key for group in folder.groups("*.png") for key in group]
+    assert keys == ["café.png", "scan_caf\\xe9.png"]  # every key is text the manifest can hold
+    assert folder.bad_names == {"scan_caf\\xe9.png"}
+    failed = InputReader(folder, pages_per_task=0).read(Task("scan_caf\\xe9.png"))
+    assert failed.failure.one_line().startswith("scan_caf\\xe9.png: list failed: UnicodeError: its file name "
+                                                "is not valid UTF-8")
+    assert failed.failure.one_line().encode("utf-8")
+    assert InputReader(folder, pages_per_task=0).read(Task("café.png")).data == b"x"
+
+
+def test_predict_reads_a_relative_folder_from_the_working_directory(tmp_path, monkeypatch):
+    from ray_ocr.api import _input_paths
+
+    _touch(tmp_path / "docs" / "a.png")
+    monkeypatch.chdir(tmp_path)
+    assert list(_input_paths("docs", "*")) == [str(tmp_path / "docs" / "a.png")]
