@@ -51,20 +51,31 @@ def predict(pipeline: str, inputs: str | Iterable[str], **options: Any) -> Itera
     For notebooks: ``for p in ray_ocr.predict("OCR", paths): print(p.data["rec_texts"])``.
     """
     config = PredictConfig.build(pipeline=pipeline, **options)
-    return _predict(config, _input_paths(inputs, config.input_glob_pattern))
+    bad_paths: set[str] = set()
+    return _predict(config, _input_paths(inputs, config.input_glob_pattern, bad_paths), bad_paths)
 
 
-def _input_paths(inputs: str | Iterable[str], pattern: str) -> Iterator[str]:
-    from ray_ocr.io.discovery import iter_inputs
-
+def _input_paths(inputs: str | Iterable[str], pattern: str, bad_paths: set[str]) -> Iterator[str]:
+    """Absolute paths (the keys, see _predict); a folder's files whose names are not
+    UTF-8 come out escaped, and are added to `bad_paths` as they are found."""
     if isinstance(inputs, (str, os.PathLike)) and os.path.isdir(inputs):
-        folder = os.path.abspath(inputs)  # keys are absolute paths (see _predict)
-        return (os.path.join(folder, key) for key in iter_inputs(folder, pattern))
+        return _folder_paths(os.path.abspath(inputs), pattern, bad_paths)
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
     return (os.path.abspath(p) for p in paths)
 
 
-def _predict(config: PredictConfig, paths: Iterator[str]) -> Iterator[Prediction]:
+def _folder_paths(folder: str, pattern: str, bad_paths: set[str]) -> Iterator[str]:
+    from ray_ocr.io.discovery import iter_inputs
+
+    bad_keys: set[str] = set()
+    for key in iter_inputs(folder, pattern, bad_names=bad_keys):
+        path = os.path.join(folder, key)
+        if key in bad_keys:
+            bad_paths.add(path)
+        yield path
+
+
+def _predict(config: PredictConfig, paths: Iterator[str], bad_paths: set[str]) -> Iterator[Prediction]:
     from ray_ocr.engine.actors import start_pipeline_actors
     from ray_ocr.engine.cluster import gpus_for_this_run, ray_session
     from ray_ocr.engine.dispatch import BatchDispatcher
@@ -75,6 +86,7 @@ def _predict(config: PredictConfig, paths: Iterator[str]) -> Iterator[Prediction
 
     # Keys are absolute paths: a folder at the root reads any of them.
     reader = InputReader(LocalFolder(os.sep), config.pages_per_task, config.pdf_password)
+    reader.folder.bad_names = bad_paths  # filled as the folder is walked, before each is read
     ready: collections.deque[Prediction] = collections.deque()
 
     def on_results(results: list[FileResult], _worker=None) -> None:

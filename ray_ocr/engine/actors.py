@@ -114,8 +114,7 @@ def start_pipeline_actors(cluster, spec: RunnerSpec, options) -> dict:
     config of ray_ocr/config.py (device, instances, GPU and CPU shares)."""
     from ray_ocr.engine.placement import plan_for
 
-    # One machine shares one disk; a cluster's workers get the driver's models.
-    actors = start_actors(plan_for(options, cluster), spec, ship_models=not cluster.embedded)
+    actors = start_actors(plan_for(options, cluster), spec, ship_models=cluster.ships_models)
     logger.info("starting %d %s actor(s) on %d node(s)", len(actors), options.pipeline.display_name,
                 len(cluster.nodes))
     return actors

@@ -41,6 +41,13 @@ class ClusterInfo:
     def total_cpus(self) -> float:
         return sum(n.cpus for n in self.nodes)
 
+    @property
+    def ships_models(self) -> bool:
+        """Whether actors and replicas get the models from this process: the embedded
+        Ray's are on this machine and read its disk; a joined cluster's nodes, now or
+        joining later, may have neither the models nor a network to fetch them."""
+        return not self.embedded
+
 
 def _visible_id_list() -> list[str] | None:
     cvd = os.environ.get("CUDA_VISIBLE_DEVICES")

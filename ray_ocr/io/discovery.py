@@ -20,12 +20,14 @@ logger = logging.getLogger(__name__)
 # Why a file whose name is not UTF-8 (an archive from a Latin-1 or Shift-JIS system) is
 # not run: its name could not go into the manifest, PaddleOCR's JSON or an object key.
 NOT_UTF8 = ("its file name is not valid UTF-8, which the outputs and the manifest need; rename it "
-            "(convmv -f <its encoding> -t utf8 converts a whole tree)")
+            "(convmv -f <its encoding> -t utf8 -r --notest <folder> renames a whole tree)")
 
 
-def utf8_key(key: str, bad_names: set[str]) -> str:
+def utf8_key(key: str, bad_names: set[str], taken: Callable[[str], bool] = lambda key: False) -> str:
     """`key` itself when it is valid UTF-8; else its bytes shown as text (``\\xe9`` for a
-    byte that is not UTF-8), added to `bad_names` so the run records it as a failure."""
+    byte that is not UTF-8), added to `bad_names` so the run records it as a failure.
+    `taken(shown)`: a real file has that name (``caf\\xe9.jpg`` can be one), which then
+    keeps it; the bad one is shown with `` (not UTF-8)`` after it."""
     if key.isascii():
         return key
     try:
@@ -33,8 +35,16 @@ def utf8_key(key: str, bad_names: set[str]) -> str:
         return key
     except UnicodeEncodeError:  # os gave the undecodable bytes as surrogates
         shown = os.fsencode(key).decode("utf-8", "backslashreplace")
+        while taken(shown) or shown in bad_names:
+            shown += " (not UTF-8)"
         bad_names.add(shown)
         return shown
+
+
+def _named(entries: list[os.DirEntry], key: str) -> bool:
+    """Whether a folder's entries hold a file named as `key`'s last part."""
+    name = key.rsplit("/", 1)[-1]
+    return any(entry.name == name for entry in entries)
 
 
 def _is_within(path: str, root: str) -> bool:
@@ -134,7 +144,7 @@ class _LocalLister:
                 if entry.is_dir():
                     subdirs.append((entry, key))
                 elif entry.is_file() and matches(key) and self._admit_file(entry):
-                    files.append(utf8_key(key, self.bad_names))
+                    files.append(utf8_key(key, self.bad_names, lambda shown: _named(entries, shown)))
             except OSError:
                 continue
         return ([] if self.outside(folder) else files), self._enter(subdirs)

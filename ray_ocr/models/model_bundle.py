@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -115,7 +115,5 @@ def _files_digest(files: dict[str, bytes]) -> str:
 def with_installed_models(spec, bundle: ModelBundle):
     """`spec` (a RunnerSpec) for this node: the bundle unpacked into its cache, and the
     ``*_model_dir`` params pointing at the local copies."""
-    import dataclasses
-
     local_dirs = install_bundle(bundle)
-    return dataclasses.replace(spec, init_params=tuple({**dict(spec.init_params), **local_dirs}.items()))
+    return replace(spec, init_params=tuple({**dict(spec.init_params), **local_dirs}.items()))

@@ -47,6 +47,7 @@ from ray_ocr.serve.plan import (
     replica_counts,
     require_serve_extra,
 )
+from ray_ocr.serve.model_store import ship_models, with_shipped_models
 from ray_ocr.serve.replica import ReplicaHeader, build_replica_pipeline
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class PaddleXPipelineServer:
     def __init__(self, spec, model_store: str | None = None):
         started = time.perf_counter()
         if model_store is not None:  # the builder's models, for nodes that cannot download them
-            spec = _with_shipped_models(spec, model_store)
+            spec = with_shipped_models(spec, model_store)
         self._pipeline, self._paddlex_config = build_replica_pipeline(spec)
         self._routes: list[str] = []
         try:
@@ -82,62 +83,6 @@ class PaddleXPipelineServer:
         """The POST paths PaddleX's app has for this pipeline (``/ocr``, ...), for the
         start message: read from the app itself, so every pipeline's are right."""
         return self._routes
-
-
-# -- models for nodes that cannot download them -------------------------------------------
-
-MODEL_STORE_NAMESPACE = "ray_ocr"
-
-
-class ModelStore:
-    """Holds the models the builder's disk has (a ModelBundle, as batch runs ship them)
-    for replicas on other nodes. Detached and named by the bundle's content: Serve
-    starts replicas long after the builder (autoscaling, a replica restarted), and a
-    ``serve deploy`` builder exits as soon as the application is built."""
-
-    def __init__(self, bundle):
-        self._bundle = bundle
-
-    def bundle(self):
-        return self._bundle
-
-
-def ship_models(runner) -> str | None:
-    """The name of the store holding the models `runner` (a RunnerSpec) names, read
-    from this node's disk and started on this node; None when there are none."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from ray_ocr.models.model_bundle import collect_bundle
-
-    bundle = collect_bundle(dict(runner.init_params), runner.paddlex_config)
-    if not bundle:
-        return None
-    name = f"ray_ocr_models_{bundle.digest()}"
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    store = ray.remote(ModelStore).options(
-        name=name, namespace=MODEL_STORE_NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0,
-        scheduling_strategy=here).remote(ray.put(bundle))
-    ray.get(store.bundle.remote())  # up and holding it before any replica asks
-    return name
-
-
-def _with_shipped_models(spec, store_name: str):
-    import ray
-
-    from ray_ocr.models.model_bundle import with_installed_models
-
-    store = ray.get_actor(store_name, namespace=MODEL_STORE_NAMESPACE)
-    return with_installed_models(spec, ray.get(store.bundle.remote()))
-
-
-def remove_model_stores() -> None:
-    """Ends the stores this cluster holds (the serve command's own cleanup)."""
-    import ray
-
-    for actor in ray.util.list_named_actors(all_namespaces=True):
-        if actor["namespace"] == MODEL_STORE_NAMESPACE and actor["name"].startswith("ray_ocr_models_"):
-            ray.kill(ray.get_actor(actor["name"], namespace=MODEL_STORE_NAMESPACE))
 
 
 # -- /health ---------------------------------------------------------------------------
@@ -214,7 +159,7 @@ def application(config, cluster=None):
     disk has are shipped to the replicas (on one machine they share its disk)."""
     cluster = cluster if cluster is not None else _joined_cluster()
     plan = plan_deployment(config, cluster)
-    store = None if cluster.embedded else ship_models(plan.runner)
+    store = ship_models(plan.runner) if cluster.ships_models else None
     return plan, PaddleXPipelineServer.options(**plan.deployment_options()).bind(plan.runner, store)
 
 

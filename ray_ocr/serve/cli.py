@@ -165,9 +165,9 @@ def delete_apps(wait_s: float) -> None:
         time.sleep(1.0)
     else:
         _say_still_deleting(wait_s)
-    from ray_ocr.serve.app import remove_model_stores
+    from ray_ocr.serve.model_store import remove_stores_made_here
 
-    remove_model_stores()  # the shipped models: no ray_ocr application is left to need them
+    remove_stores_made_here()  # the models it shipped: its application is gone
 
 
 def _say_still_deleting(wait_s: float) -> None:

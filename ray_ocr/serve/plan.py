@@ -22,10 +22,9 @@ REPLICA_HEADER = "x-ray-ocr-replica"
 GRACEFUL_SHUTDOWN_S = 600
 # While every replica holds max_ongoing_requests, Serve's router polls for a free one
 # with exponential backoff, by default up to 0.5 s between polls: a replica that
-# finished a 0.2 s OCR request sat idle until the next poll. Capped at 50 ms, one
-# replica answered 5.3 requests/s at 8 clients instead of 4.6, and 5.1 instead of 4.0
-# at 32 (scripts/bench_serve.py's images, 2 cores); 20 ms polled so often that the
-# polls themselves cost more than they saved.
+# finished a 0.2 s OCR request sat idle until the next poll (the README's "Serving
+# benchmark" has the measurement). 20 ms polled so often that the polls cost more
+# than they saved.
 ROUTER_BACKOFF = {"initial_backoff_s": 0.01, "max_backoff_s": 0.05}
 
 # What Ray Serve and PaddleX's serving app import beyond ray_ocr's own dependencies
@@ -110,10 +109,9 @@ def plan_deployment(config, cluster) -> DeploymentPlan:
     """`config`: a ServeConfig; `cluster`: engine/cluster.py's ClusterInfo. Each replica
     asks for what a batch actor's slot asks for. Default: as many replicas as there are
     slots, fixed; ``--min_replicas`` below that autoscales."""
-    from ray_ocr.engine.placement import plan_for
     from ray_ocr.models.runner import RunnerSpec
 
-    slots = plan_for(config, cluster)
+    slots = _replica_slots(config, cluster)
     # Serve gives every replica one shape and places it itself: the smallest slot's
     # (CPU nodes of different sizes get different shares) fits on every node.
     slot = min(slots, key=lambda s: (s.num_cpus, s.num_gpus))
@@ -127,9 +125,29 @@ def plan_deployment(config, cluster) -> DeploymentPlan:
         ray_actor_options=slot.ray_resources(),
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        planned=len(slots),
+        planned=len(slots) if cluster.total_gpus or config.device.kind != "gpu" else 0,
         max_ongoing_requests=config.max_ongoing_requests,
     )
+
+
+def _replica_slots(config, cluster) -> list:
+    """The slots of engine/placement.py's rule. On a joined cluster with no GPU yet (its
+    GPU nodes still starting, as a RayService's are when its applications are built, or
+    an autoscaling group at zero), ``--device gpu --max_replicas N`` gives N replicas of
+    a GPU node's shape, which start as GPU nodes join (an autoscaler adds them for them)."""
+    from ray_ocr.engine.cluster import ClusterInfo, NodeResources
+    from ray_ocr.engine.placement import plan_for
+
+    if cluster.embedded or config.device.kind != "gpu" or cluster.total_gpus > 0:
+        return plan_for(config, cluster)
+    if not config.max_replicas:
+        raise UsageError(f"--device {config.device}: the Ray cluster has no GPU yet; --max_replicas N asks for "
+                         "N replicas anyway, which start as GPU nodes join (an autoscaling cluster adds them)")
+    a_gpu_node = NodeResources("a GPU node to come", "", cpus=float("inf"), gpus=1.0)
+    slot = plan_for(config, ClusterInfo((a_gpu_node,), None, embedded=False))[0]
+    logger.warning("--device %s: the Ray cluster has no GPU yet; %d replica(s) asking for %s wait for GPU "
+                   "nodes", config.device, config.max_replicas, slot.ray_resources())
+    return [slot] * config.max_replicas
 
 
 # -- reading serve.status() (duck-typed: tested with stand-ins, no Ray) -----------------

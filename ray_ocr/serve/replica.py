@@ -86,11 +86,9 @@ def wait_passively_between_operators() -> None:
     """Paddle's OpenMP threads (Intel's runtime, bundled with paddle) spin for 200 ms
     after each parallel region by default, waiting for the next. In a replica they share
     the cores with the replica's own serving threads (decoding, PaddleX's drawing of
-    ``ocrImage``), Serve's proxy and Ray's processes, which the spinning starves: one
-    replica with 2 threads on 2 cores used 369 ms of CPU per request spinning, 241 ms
-    with ``KMP_BLOCKTIME=0`` (scripts/bench_serve.py's images, 8 clients), and answered
-    more requests. Must be set before Paddle loads the runtime; a value the user exported
-    wins."""
+    ``ocrImage``), Serve's proxy and Ray's processes, which the spinning starves (the
+    README's "Serving benchmark" has the measurement). Must be set before Paddle loads
+    the runtime; a value in the replica's environment wins."""
     if "paddle" in sys.modules:  # the runtime read its settings already
         return
     os.environ.setdefault("KMP_BLOCKTIME", "0")

@@ -26,7 +26,10 @@ def worker_cache(tmp_path_factory):
     seed_bundled_models()  # the builder's (this process's) cache has the models
     cache = tmp_path_factory.mktemp("worker_cache")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    cluster.add_node(num_cpus=1, env_vars={"PADDLE_PDX_CACHE_HOME": str(cache), "RAY_OCR_SEED_BUNDLED_MODELS": "0"})
+    cluster.add_node(num_cpus=1, env_vars={
+        "PADDLE_PDX_CACHE_HOME": str(cache), "RAY_OCR_SEED_BUNDLED_MODELS": "0",
+        # No download either, wherever this runs: only the shipped models can get there.
+        "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"})
     ray.init(address=cluster.address, log_to_driver=False)
     cluster.wait_for_nodes()
     yield cache
@@ -37,10 +40,9 @@ def worker_cache(tmp_path_factory):
 def _model_stores() -> list[str]:
     import ray
 
-    from ray_ocr.serve.app import MODEL_STORE_NAMESPACE
+    from ray_ocr.serve.model_store import NAMESPACE
 
-    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-            if a["namespace"] == MODEL_STORE_NAMESPACE]
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE]
 
 
 def test_a_replica_on_a_node_without_models_builds_from_the_shipped_ones(worker_cache):

@@ -106,22 +106,20 @@ def test_a_name_that_is_not_utf8_becomes_a_list_failure_naming_it(tmp_path):
     from ray_ocr.records import Task
 
     (tmp_path / "café.png").write_bytes(b"x")  # UTF-8: an ordinary input
-    with open(os.path.join(os.fsencode(tmp_path), b"scan_caf\xe9.png"), "wb") as handle:  # Latin-1
-        handle.write(b"x")
+    for name in (b"scan_caf\xe9.png", b"old_caf\xe9.png"):  # Latin-1
+        with open(os.path.join(os.fsencode(tmp_path), name), "wb") as handle:
+            handle.write(b"x")
+    (tmp_path / "old_caf\\xe9.png").write_bytes(b"real")  # a real name the escaped one would take
     folder = LocalFolder(str(tmp_path))
     keys = [key for group in folder.groups("*.png") for key in group]
-    assert keys == ["café.png", "scan_caf\\xe9.png"]  # every key is text the manifest can hold
-    assert folder.bad_names == {"scan_caf\\xe9.png"}
-    failed = InputReader(folder, pages_per_task=0).read(Task("scan_caf\\xe9.png"))
-    assert failed.failure.one_line().startswith("scan_caf\\xe9.png: list failed: UnicodeError: its file name "
-                                                "is not valid UTF-8")
-    assert failed.failure.one_line().encode("utf-8")
-    assert InputReader(folder, pages_per_task=0).read(Task("café.png")).data == b"x"
+    # every key is text the manifest can hold, and each file keeps a key of its own
+    assert sorted(keys) == sorted(["café.png", "scan_caf\\xe9.png", "old_caf\\xe9.png",
+                                   "old_caf\\xe9.png (not UTF-8)"])
+    assert folder.bad_names == {"scan_caf\\xe9.png", "old_caf\\xe9.png (not UTF-8)"}
+    reader = InputReader(folder, pages_per_task=0)
+    failed = reader.read(Task("scan_caf\\xe9.png")).failure.one_line()
+    assert failed.startswith("scan_caf\\xe9.png: list failed: UnicodeError: its file name is not valid UTF-8")
+    assert failed.encode("utf-8").decode("utf-8") == failed  # writable as it is
+    assert reader.read(Task("old_caf\\xe9.png")).data == b"real"
+    assert reader.read(Task("café.png")).data == b"x"
 
-
-def test_predict_reads_a_relative_folder_from_the_working_directory(tmp_path, monkeypatch):
-    from ray_ocr.api import _input_paths
-
-    _touch(tmp_path / "docs" / "a.png")
-    monkeypatch.chdir(tmp_path)
-    assert list(_input_paths("docs", "*")) == [str(tmp_path / "docs" / "a.png")]

@@ -56,6 +56,20 @@ def test_gpu_fractions_and_autoscaling():
         "target_ongoing_requests"] == 1
 
 
+def test_gpu_replicas_planned_before_any_gpu_node_joins_wait_for_them(caplog):
+    joined_without_gpus = ClusterInfo((NodeResources("head", "10.0.0.1", 0, 0),), None, False)
+    config = serve_config(device="gpu", instances_per_device=2, cpus_per_instance=2, max_replicas=4, min_replicas=2)
+    plan = plan_deployment(config, joined_without_gpus)
+    assert plan.ray_actor_options == {"num_cpus": 2, "num_gpus": 0.5}  # the shape a GPU node's slots get
+    assert plan.runner.device == "gpu:0" and plan.runner.cpu_threads == 2
+    assert (plan.min_replicas, plan.max_replicas, plan.planned) == (2, 4, 0)
+    assert "no GPU yet; 4 replica(s) asking for" in caplog.text
+    with pytest.raises(UsageError, match="no GPU yet; --max_replicas N asks for N replicas anyway"):
+        plan_deployment(serve_config(device="gpu"), joined_without_gpus)  # how many is not known
+    with pytest.raises(UsageError, match="has no GPU$"):  # this machine's Ray: no GPU will join it
+        plan_deployment(serve_config(device="gpu", max_replicas=4), cluster((2, 0)))
+
+
 def test_max_replicas_caps_and_min_follows():
     plan = plan_deployment(serve_config(device="cpu", instances_per_device=2, max_replicas=1), cluster((2, 0)))
     assert (plan.min_replicas, plan.max_replicas) == (1, 1)

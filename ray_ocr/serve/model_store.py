@@ -1,0 +1,90 @@
+"""The models of a served pipeline, for replicas on nodes that cannot download them.
+
+Batch runs hand each actor the driver's models (engine/actors.py). Serve starts replicas
+long after the application is built (autoscaling, a replica restarted) and a ``serve
+deploy`` builder exits as soon as it has built it, so the models the builder's disk has
+(models/model_bundle.py's ModelBundle) go into a detached actor on the head node, named by
+their content, that lives as long as the cluster or until the command that made it stops.
+Kept apart from serve/app.py so the store's process does not import Serve or FastAPI.
+"""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "ray_ocr"
+NAME_PREFIX = "ray_ocr_models_"
+_made_here: set[str] = set()  # stores this process started: the serve command removes them on exit
+
+
+class ModelStore:
+    """Owns one copy of a bundle in the object store; replicas fetch it from there."""
+
+    def __init__(self, bundle):
+        import ray
+
+        self._ref = ray.put(bundle)  # owned by this actor: it outlives the builder that sent it
+
+    def ready(self) -> bool:
+        return True
+
+    def bundle_ref(self) -> list:
+        return [self._ref]  # in a list, so Ray hands over the reference, not the bytes
+
+
+def ship_models(runner) -> str | None:
+    """The name of the store holding the models `runner` (a RunnerSpec) names, read from
+    this node's disk; None when it names none that are here."""
+    import ray
+
+    from ray_ocr.models.model_bundle import collect_bundle
+
+    bundle = collect_bundle(dict(runner.init_params), runner.paddlex_config)
+    if not bundle:
+        return None
+    name = NAME_PREFIX + bundle.digest()
+    try:
+        ray.get_actor(name, namespace=NAMESPACE)  # the same models, shipped already
+        return name
+    except ValueError:
+        pass
+    store = ray.remote(ModelStore).options(
+        name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0,
+        resources={"node:__internal_head__": 0.001},  # the head lives as long as the cluster
+    ).remote(bundle)
+    ray.get(store.ready.remote())
+    _made_here.add(name)
+    return name
+
+
+def with_shipped_models(spec, store_name: str):
+    """`spec` with the store's models unpacked on this node; if the store is gone (its
+    node lost, the command that made it stopped), `spec` as it is: a model this node
+    lacks is then PaddleX's usual missing-model error."""
+    import ray
+
+    from ray_ocr.models.model_bundle import with_installed_models
+
+    try:
+        store = ray.get_actor(store_name, namespace=NAMESPACE)
+        [ref] = ray.get(store.bundle_ref.remote())
+        return with_installed_models(spec, ray.get(ref))
+    except (ValueError, ray.exceptions.RayError) as exc:
+        logger.warning("the shipped models (%s) are not reachable (%s); building from this node's own",
+                       store_name, type(exc).__name__)
+        return spec
+
+
+def remove_stores_made_here() -> None:
+    """End the stores this process started (the serve command's cleanup, once its
+    application is deleted); those a ``serve deploy`` builder started stay."""
+    import ray
+
+    while _made_here:
+        name = _made_here.pop()
+        try:
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE))
+        except ValueError:  # gone already
+            pass
