@@ -15,6 +15,8 @@ into the PaddleX cache first, with the bundled font its visualizations draw with
     python scripts/bench_serve.py                      # 1/8/32 clients, 3 servers
     python scripts/bench_serve.py --quick              # 1/8 clients, fewer requests
     python scripts/bench_serve.py --servers ray_ocr:2 --clients 8 --requests 64
+    python scripts/bench_serve.py --servers ray_ocr:1,ray_ocr:1:serve_backoff,ray_ocr:1:passive,ray_ocr:1,\
+        ray_ocr:1:serve_backoff,ray_ocr:1:passive --clients 1,8,32 --requests 96   # two settings' worth
 """
 
 from __future__ import annotations
@@ -200,7 +202,8 @@ def _level_row(clients: int, total: int, outcomes: list, wall: float) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", default="paddlex,ray_ocr:1,ray_ocr:2",
-                        help="comma list of paddlex and ray_ocr:<replicas>")
+                        help="comma list of paddlex and ray_ocr:<replicas>[:passive|:serve_backoff] (a variant "
+                             "changes one of ray_ocr.serve's settings, to measure it)")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--requests", type=int, default=0,
                         help="requests per level (default: max(64, 4 x clients), enough that the "
@@ -214,6 +217,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# ray_ocr:<replicas>:<variant>: ray_ocr.serve with one setting changed (Serve's own router
+# backoff put back; Paddle's threads made to wait passively), to measure what it brings:
+# (how python starts it, extra environment).
+VARIANTS = {
+    "": (["-m", "ray_ocr.serve"], {}),
+    # Paddle's OpenMP threads waiting passively between operators instead of spinning
+    # 200 ms (the runtime's default): less CPU, fewer requests/s for a lone replica
+    "passive": (["-m", "ray_ocr.serve"], {"KMP_BLOCKTIME": "0"}),
+    # Serve's own router backoff (up to 0.5 s between polls for a free replica)
+    "serve_backoff": (["-c", "import sys, ray_ocr.serve.plan as plan; plan.ROUTER_BACKOFF = {"
+                             "'initial_backoff_s': 0.025, 'max_backoff_s': 0.5}; from ray_ocr.serve.cli import main; "
+                             "sys.exit(main(sys.argv[1:]))"], {}),
+}
+
+
 def start_server(spec: str, workdir: Path, env: dict, cores: int) -> Server:
     """`paddlex --serve` (one process, Paddle on every core) or ``ray_ocr:<replicas>``."""
     port = free_port()
@@ -222,10 +240,12 @@ def start_server(spec: str, workdir: Path, env: dict, cores: int) -> Server:
         argv = [PADDLEX, "--serve", "--pipeline", str(config), "--device", "cpu",
                 "--host", "127.0.0.1", "--port", str(port)]
         return Server("paddlex --serve", argv, env, port, None, workdir / "paddlex.log")
-    replicas = int(spec.split(":")[1])
-    argv = [PYTHON, "-m", "ray_ocr.serve", "--pipeline", "OCR", "--device", "cpu",
-            "--params_file", str(PARAMS_FILE), "--instances_per_device", str(replicas), "--port", str(port)]
-    return Server(spec, argv, env, port, "ray_ocr.serve: OCR at", workdir / f"{spec.replace(':', '_')}.log")
+    _, replicas, *variant = spec.split(":")
+    flags = ["--pipeline", "OCR", "--device", "cpu", "--params_file", str(PARAMS_FILE),
+             "--instances_per_device", replicas, "--port", str(port)]
+    launch, extra_env = VARIANTS[variant[0] if variant else ""]
+    return Server(spec, [PYTHON, *launch, *flags], {**env, **extra_env}, port, "ray_ocr.serve: OCR at",
+                  workdir / f"{spec.replace(':', '_')}.log")
 
 
 def measure(server: Server, bodies: list[bytes], levels: list[int], args) -> list[dict]:
@@ -257,10 +277,12 @@ def main(argv=None) -> int:
     for spec in args.servers.split(","):
         server = start_server(spec, workdir, env, cores)
         try:
-            results[spec] = measure(server, bodies, levels, args)
+            runs = sum(name.split("#")[0] == spec for name in results)  # a spec given again: its next run
+            results[spec if not runs else f"{spec}#{runs + 1}"] = measure(server, bodies, levels, args)
         finally:
             server.stop()
     print_table(results, levels)
+    print_variant_ratios(results, levels)
     if args.json:
         Path(args.json).write_text(json.dumps({"levels": levels, "results": results, "cores": cores}, indent=2))
     return 0 if all(r["failed"] == 0 for rows in results.values() for r in rows) else 1
@@ -279,6 +301,23 @@ def print_table(results: dict, levels: list[int]) -> None:
             print(f"{name:12} {row['clients']:>7} {row['rps']:>8.3f} {row['p50_s'] or 0:>7.2f} {row['p99_s']:>7.2f} "
                   f"{ratio_rps:>16} {ratio_p99:>14} {row['server_cpu_ms_per_request']:>10} {row['failed']:>6} "
                   f"{row['load_avg']:>5}")
+
+
+def print_variant_ratios(results: dict, levels: list[int]) -> None:
+    """For each variant (ray_ocr:<r>:<variant>), ray_ocr.serve as it is against it: the
+    mean over the runs of each of requests/s, p99 and server CPU per request, as ratios."""
+    def mean_of(spec: str, i: int, field: str) -> float:
+        values = [rows[i][field] for name, rows in results.items() if name.split("#")[0] == spec]
+        return statistics.mean(values) if values else float("nan")
+
+    variants = sorted({name.split("#")[0] for name in results if name.count(":") == 2})
+    for variant in variants:
+        current = variant.rsplit(":", 1)[0]
+        print(f"\n{current} against {variant} (means over runs): ratio of req/s, p99, CPU per request")
+        for i, clients in enumerate(levels):
+            ratios = [mean_of(current, i, f) / mean_of(variant, i, f)
+                      for f in ("rps", "p99_s", "server_cpu_ms_per_request")]
+            print(f"  clients={clients:<3} " + "  ".join(f"{r:.2f}" for r in ratios))
 
 
 if __name__ == "__main__":

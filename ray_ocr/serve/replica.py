@@ -68,7 +68,6 @@ def build_replica_pipeline(spec):
     RunnerSpec (engine/placement.py's slot applied)."""
     from ray_ocr.models.runner import freeze_long_lived_objects, build_pipeline
 
-    wait_passively_between_operators()  # first: paddlex's import may load paddle
     require_serial_pipeline_calls()
     pipeline = build_pipeline(spec)
     if getattr(pipeline, "paddlex_pipeline", None) is None:
@@ -80,18 +79,6 @@ def build_replica_pipeline(spec):
     isolate_paddlex_random()  # after the warm-up: the modules its first run imported too
     freeze_long_lived_objects()  # as batch actors do: full GCs stop walking the models
     return pipeline, paddlex_config_of(pipeline)
-
-
-def wait_passively_between_operators() -> None:
-    """Paddle's OpenMP threads (Intel's runtime, bundled with paddle) spin for 200 ms
-    after each parallel region by default, waiting for the next. In a replica they share
-    the cores with the replica's own serving threads (decoding, PaddleX's drawing of
-    ``ocrImage``), Serve's proxy and Ray's processes, which the spinning starves (the
-    README's "Serving benchmark" has the measurement). Must be set before Paddle loads
-    the runtime; a value in the replica's environment wins."""
-    if "paddle" in sys.modules:  # the runtime read its settings already
-        return
-    os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 
 def require_serial_pipeline_calls() -> None:

@@ -249,27 +249,3 @@ def test_a_port_another_server_holds_is_a_usage_error_and_0000_is_warned(capsys)
     assert public_base_url("0.0.0.0", 8080) == f"http://{socket.gethostname()}:8080"
     assert "warning: --host 0.0.0.0" in capsys.readouterr().err
 
-
-def _blocktime_in_a_fresh_process(preset: str | None, paddle_loaded: bool) -> str:
-    """KMP_BLOCKTIME after a replica's first step, in a process of its own (the setting
-    is process-wide)."""
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "KMP_BLOCKTIME"}
-    if preset is not None:
-        env["KMP_BLOCKTIME"] = preset
-    code = ("import os, sys\n"
-            + ("sys.modules['paddle'] = sys\n" if paddle_loaded else "")  # stands for a runtime already read
-            + "from ray_ocr.serve.replica import wait_passively_between_operators\n"
-              "wait_passively_between_operators()\n"
-              "print(os.environ.get('KMP_BLOCKTIME', 'unset'))\n")
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
-def test_replicas_make_paddles_threads_wait_passively_unless_told_otherwise():
-    assert _blocktime_in_a_fresh_process(None, paddle_loaded=False) == "0"
-    assert _blocktime_in_a_fresh_process("200", paddle_loaded=False) == "200"  # the user's value wins
-    assert _blocktime_in_a_fresh_process(None, paddle_loaded=True) == "unset"  # too late to matter: left alone
