@@ -15,8 +15,8 @@ into the PaddleX cache first, with the bundled font its visualizations draw with
     python scripts/bench_serve.py                      # 1/8/32 clients, 3 servers
     python scripts/bench_serve.py --quick              # 1/8 clients, fewer requests
     python scripts/bench_serve.py --servers ray_ocr:2 --clients 8 --requests 64
-    python scripts/bench_serve.py --servers ray_ocr:1,ray_ocr:1:serve_backoff,ray_ocr:1:passive,ray_ocr:1,\
-        ray_ocr:1:serve_backoff,ray_ocr:1:passive --clients 1,8,32 --requests 96   # two settings' worth
+    # what two settings bring, each run twice, alternating:
+    python scripts/bench_serve.py --servers ray_ocr:1,ray_ocr:1:serve_backoff,ray_ocr:1:passive,ray_ocr:1,ray_ocr:1:serve_backoff,ray_ocr:1:passive --clients 1,8,32 --requests 96
 """
 
 from __future__ import annotations
@@ -226,13 +226,20 @@ VARIANTS = {
     # 200 ms (the runtime's default): less CPU, fewer requests/s for a lone replica
     "passive": (["-m", "ray_ocr.serve"], {"KMP_BLOCKTIME": "0"}),
     # Serve's own router backoff (up to 0.5 s between polls for a free replica)
-    "serve_backoff": (["-c", "import sys, ray_ocr.serve.plan as plan; plan.ROUTER_BACKOFF = {"
-                             "'initial_backoff_s': 0.025, 'max_backoff_s': 0.5}; from ray_ocr.serve.cli import main; "
-                             "sys.exit(main(sys.argv[1:]))"], {}),
+    "serve_backoff": (["-c", "import sys, ray_ocr.serve.plan as plan; plan.ROUTER_BACKOFF = {}; "
+                             "from ray_ocr.serve.cli import main; sys.exit(main(sys.argv[1:]))"], {}),
 }
 
 
-def start_server(spec: str, workdir: Path, env: dict, cores: int) -> Server:
+def check_server_spec(spec: str) -> None:
+    parts = spec.split(":")
+    ok = spec == "paddlex" or (parts[0] == "ray_ocr" and len(parts) in (2, 3) and parts[1].isdigit()
+                                and (len(parts) == 2 or parts[2] in VARIANTS))
+    if not ok:
+        raise SystemExit(f"--servers: {spec!r} is not paddlex or ray_ocr:<replicas>[:{'|:'.join(v for v in VARIANTS if v)}]")
+
+
+def start_server(spec: str, workdir: Path, env: dict, cores: int, run: int = 1) -> Server:
     """`paddlex --serve` (one process, Paddle on every core) or ``ray_ocr:<replicas>``."""
     port = free_port()
     if spec == "paddlex":
@@ -245,7 +252,7 @@ def start_server(spec: str, workdir: Path, env: dict, cores: int) -> Server:
              "--instances_per_device", replicas, "--port", str(port)]
     launch, extra_env = VARIANTS[variant[0] if variant else ""]
     return Server(spec, [PYTHON, *launch, *flags], {**env, **extra_env}, port, "ray_ocr.serve: OCR at",
-                  workdir / f"{spec.replace(':', '_')}.log")
+                  workdir / f"{spec.replace(':', '_')}_{run}.log")
 
 
 def measure(server: Server, bodies: list[bytes], levels: list[int], args) -> list[dict]:
@@ -266,6 +273,8 @@ def measure(server: Server, bodies: list[bytes], levels: list[int], args) -> lis
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    for spec in args.servers.split(","):
+        check_server_spec(spec)
     levels = [1, 8] if args.quick else [int(c) for c in args.clients.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="bench_serve_"))
     env = prepare_environment(workdir)
@@ -275,22 +284,22 @@ def main(argv=None) -> int:
                           **extra}).encode() for n in args.images.split(",")]
     results: dict[str, list[dict]] = {}
     for spec in args.servers.split(","):
-        server = start_server(spec, workdir, env, cores)
+        run = 1 + sum(name.split("#")[0] == spec for name in results)  # a spec given again: its next run
+        server = start_server(spec, workdir, env, cores, run)
         try:
-            runs = sum(name.split("#")[0] == spec for name in results)  # a spec given again: its next run
-            results[spec if not runs else f"{spec}#{runs + 1}"] = measure(server, bodies, levels, args)
+            results[spec if run == 1 else f"{spec}#{run}"] = measure(server, bodies, levels, args)
         finally:
             server.stop()
-    print_table(results, levels)
-    print_variant_ratios(results, levels)
     if args.json:
         Path(args.json).write_text(json.dumps({"levels": levels, "results": results, "cores": cores}, indent=2))
+    print_table(results, levels)
+    print_variant_ratios(results, levels)
     return 0 if all(r["failed"] == 0 for rows in results.values() for r in rows) else 1
 
 
 def print_table(results: dict, levels: list[int]) -> None:
     base = results.get("paddlex")
-    print(f"\n{'server':12} {'clients':>7} {'req/s':>8} {'p50 s':>7} {'p99 s':>7} {'x paddlex req/s':>16} "
+    print(f"\n{'server':26} {'clients':>7} {'req/s':>8} {'p50 s':>7} {'p99 s':>7} {'x paddlex req/s':>16} "
           f"{'x paddlex p99':>14} {'CPU ms/req':>10} {'failed':>6} {'load':>5}")
     for name, rows in results.items():
         for i, row in enumerate(rows):
@@ -298,7 +307,7 @@ def print_table(results: dict, levels: list[int]) -> None:
             if base and name != "paddlex" and base[i]["rps"]:
                 ratio_rps = f"{row['rps'] / base[i]['rps']:.2f}"
                 ratio_p99 = f"{row['p99_s'] / base[i]['p99_s']:.2f}" if base[i]["p99_s"] else ""
-            print(f"{name:12} {row['clients']:>7} {row['rps']:>8.3f} {row['p50_s'] or 0:>7.2f} {row['p99_s']:>7.2f} "
+            print(f"{name:26} {row['clients']:>7} {row['rps']:>8.3f} {row['p50_s'] or 0:>7.2f} {row['p99_s']:>7.2f} "
                   f"{ratio_rps:>16} {ratio_p99:>14} {row['server_cpu_ms_per_request']:>10} {row['failed']:>6} "
                   f"{row['load_avg']:>5}")
 
@@ -313,11 +322,18 @@ def print_variant_ratios(results: dict, levels: list[int]) -> None:
     variants = sorted({name.split("#")[0] for name in results if name.count(":") == 2})
     for variant in variants:
         current = variant.rsplit(":", 1)[0]
+        if current not in results:
+            print(f"\n{variant}: no {current} run to compare it with")
+            continue
         print(f"\n{current} against {variant} (means over runs): ratio of req/s, p99, CPU per request")
         for i, clients in enumerate(levels):
-            ratios = [mean_of(current, i, f) / mean_of(variant, i, f)
+            ratios = [_ratio(mean_of(current, i, f), mean_of(variant, i, f))
                       for f in ("rps", "p99_s", "server_cpu_ms_per_request")]
-            print(f"  clients={clients:<3} " + "  ".join(f"{r:.2f}" for r in ratios))
+            print(f"  clients={clients:<3} " + "  ".join(ratios))
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
 
 
 if __name__ == "__main__":

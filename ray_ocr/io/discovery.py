@@ -41,10 +41,18 @@ def utf8_key(key: str, bad_names: set[str], taken: Callable[[str], bool] = lambd
         return shown
 
 
-def _named(entries: list[os.DirEntry], key: str) -> bool:
-    """Whether a folder's entries hold a file named as `key`'s last part."""
-    name = key.rsplit("/", 1)[-1]
-    return any(entry.name == name for entry in entries)
+class _FolderNames:
+    """Whether a folder has an entry named as a key's last part; the names are gathered
+    once, when the first name that is not UTF-8 needs them (most folders never do)."""
+
+    def __init__(self, entries: list[os.DirEntry]):
+        self._entries = entries
+        self._names: set[str] | None = None
+
+    def __call__(self, key: str) -> bool:
+        if self._names is None:
+            self._names = {entry.name for entry in self._entries}
+        return key.rsplit("/", 1)[-1] in self._names
 
 
 def _is_within(path: str, root: str) -> bool:
@@ -136,6 +144,7 @@ class _LocalLister:
             logger.warning("cannot list %s: %s", folder, exc)
             return None
         files, subdirs = [], []
+        taken = _FolderNames(entries)
         for entry in entries:
             if entry.name.startswith("."):
                 continue  # .DS_Store, .git: not documents
@@ -144,7 +153,7 @@ class _LocalLister:
                 if entry.is_dir():
                     subdirs.append((entry, key))
                 elif entry.is_file() and matches(key) and self._admit_file(entry):
-                    files.append(utf8_key(key, self.bad_names, lambda shown: _named(entries, shown)))
+                    files.append(utf8_key(key, self.bad_names, taken))
             except OSError:
                 continue
         return ([] if self.outside(folder) else files), self._enter(subdirs)

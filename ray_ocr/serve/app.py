@@ -37,6 +37,7 @@ import uuid
 from ray import serve
 
 from ray_ocr.errors import UsageError
+from ray_ocr.serve.model_store import ship_models, with_shipped_models
 from ray_ocr.serve.plan import (
     APP_NAME,
     DEPLOYMENT_NAME,
@@ -47,7 +48,6 @@ from ray_ocr.serve.plan import (
     replica_counts,
     require_serve_extra,
 )
-from ray_ocr.serve.model_store import ship_models, with_shipped_models
 from ray_ocr.serve.replica import ReplicaHeader, build_replica_pipeline
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ class ModelStore:
         return True
 
     def bundle_ref(self) -> list:
-        return [self._ref]  # in a list, so Ray hands over the reference, not the bytes
+        return [self._ref]  # the caller gets the reference and fetches the bytes when it needs them
 
 
 def ship_models(runner) -> str | None:
@@ -46,14 +46,12 @@ def ship_models(runner) -> str | None:
         return None
     name = NAME_PREFIX + bundle.digest()
     try:
-        ray.get_actor(name, namespace=NAMESPACE)  # the same models, shipped already
+        store = ray.remote(ModelStore).options(
+            name=name, namespace=NAMESPACE, lifetime="detached", num_cpus=0,
+            resources={"node:__internal_head__": 0.001},  # the head lives as long as the cluster
+        ).remote(bundle)
+    except ValueError:  # the name is taken: the same models, shipped already by another
         return name
-    except ValueError:
-        pass
-    store = ray.remote(ModelStore).options(
-        name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0,
-        resources={"node:__internal_head__": 0.001},  # the head lives as long as the cluster
-    ).remote(bundle)
     ray.get(store.ready.remote())
     _made_here.add(name)
     return name
@@ -64,22 +62,26 @@ def with_shipped_models(spec, store_name: str):
     node lost, the command that made it stopped), `spec` as it is: a model this node
     lacks is then PaddleX's usual missing-model error."""
     import ray
+    import ray.exceptions
 
     from ray_ocr.models.model_bundle import with_installed_models
 
     try:
         store = ray.get_actor(store_name, namespace=NAMESPACE)
         [ref] = ray.get(store.bundle_ref.remote())
-        return with_installed_models(spec, ray.get(ref))
+        bundle = ray.get(ref)
     except (ValueError, ray.exceptions.RayError) as exc:
         logger.warning("the shipped models (%s) are not reachable (%s); building from this node's own",
                        store_name, type(exc).__name__)
         return spec
+    return with_installed_models(spec, bundle)
 
 
 def remove_stores_made_here() -> None:
     """End the stores this process started (the serve command's cleanup, once its
-    application is deleted); those a ``serve deploy`` builder started stay."""
+    application is deleted); those a ``serve run``/``serve deploy`` builder started stay.
+    Another application on the cluster that ships the same models uses the same store:
+    after this, its replicas started later build from their own node's models."""
     import ray
 
     while _made_here:

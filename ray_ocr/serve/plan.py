@@ -111,7 +111,7 @@ def plan_deployment(config, cluster) -> DeploymentPlan:
     slots, fixed; ``--min_replicas`` below that autoscales."""
     from ray_ocr.models.runner import RunnerSpec
 
-    slots = _replica_slots(config, cluster)
+    slots, planned = _replica_slots(config, cluster)
     # Serve gives every replica one shape and places it itself: the smallest slot's
     # (CPU nodes of different sizes get different shares) fits on every node.
     slot = min(slots, key=lambda s: (s.num_cpus, s.num_gpus))
@@ -125,21 +125,23 @@ def plan_deployment(config, cluster) -> DeploymentPlan:
         ray_actor_options=slot.ray_resources(),
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        planned=len(slots) if cluster.total_gpus or config.device.kind != "gpu" else 0,
+        planned=planned,
         max_ongoing_requests=config.max_ongoing_requests,
     )
 
 
-def _replica_slots(config, cluster) -> list:
-    """The slots of engine/placement.py's rule. On a joined cluster with no GPU yet (its
-    GPU nodes still starting, as a RayService's are when its applications are built, or
-    an autoscaling group at zero), ``--device gpu --max_replicas N`` gives N replicas of
-    a GPU node's shape, which start as GPU nodes join (an autoscaler adds them for them)."""
+def _replica_slots(config, cluster) -> tuple[list, int]:
+    """(the slots of engine/placement.py's rule, how many of them the cluster holds now).
+    On a joined cluster with no GPU yet (its GPU nodes still starting, as a RayService's
+    are when its applications are built, or an autoscaling group at zero),
+    ``--device gpu --max_replicas N`` gives N slots of a GPU node's shape: the replicas
+    start as GPU nodes join (an autoscaler adds nodes for them)."""
     from ray_ocr.engine.cluster import ClusterInfo, NodeResources
     from ray_ocr.engine.placement import plan_for
 
     if cluster.embedded or config.device.kind != "gpu" or cluster.total_gpus > 0:
-        return plan_for(config, cluster)
+        slots = plan_for(config, cluster)
+        return slots, len(slots)
     if not config.max_replicas:
         raise UsageError(f"--device {config.device}: the Ray cluster has no GPU yet; --max_replicas N asks for "
                          "N replicas anyway, which start as GPU nodes join (an autoscaling cluster adds them)")
@@ -147,7 +149,7 @@ def _replica_slots(config, cluster) -> list:
     slot = plan_for(config, ClusterInfo((a_gpu_node,), None, embedded=False))[0]
     logger.warning("--device %s: the Ray cluster has no GPU yet; %d replica(s) asking for %s wait for GPU "
                    "nodes", config.device, config.max_replicas, slot.ray_resources())
-    return [slot] * config.max_replicas
+    return [slot] * config.max_replicas, 0
 
 
 # -- reading serve.status() (duck-typed: tested with stand-ins, no Ray) -----------------

@@ -72,3 +72,23 @@ def test_a_replica_on_a_node_without_models_builds_from_the_shipped_ones(worker_
     for name in ("PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"):  # unpacked on the worker node
         assert (worker_cache / "official_models" / name / "inference.pdiparams").is_file()
     assert _model_stores() == []  # gone with the application
+
+
+def test_a_store_is_reused_and_only_its_starter_removes_it_and_a_missing_one_is_survived(worker_cache, caplog):
+    import ray
+
+    from ray_ocr.config import ServeConfig
+    from ray_ocr.models.runner import RunnerSpec
+    from ray_ocr.serve import model_store
+
+    spec = RunnerSpec.from_options(ServeConfig.build(pipeline="OCR", device="cpu",
+                                                     pipeline_params=MOBILE_OCR_PARAMS))
+    name = model_store.ship_models(spec)
+    assert name in model_store._made_here and _model_stores() == [name]
+    model_store._made_here.clear()  # as if another process had started it
+    assert model_store.ship_models(spec) == name and not model_store._made_here  # reused, not claimed
+    model_store.remove_stores_made_here()
+    assert _model_stores() == [name]  # not this process's to remove
+    ray.kill(ray.get_actor(name, namespace=model_store.NAMESPACE))
+    assert model_store.with_shipped_models(spec, name) == spec  # the node's own models, then
+    assert "are not reachable (ValueError); building from this node's own" in caplog.text

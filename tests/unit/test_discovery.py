@@ -119,7 +119,7 @@ def test_a_name_that_is_not_utf8_becomes_a_list_failure_naming_it(tmp_path):
     reader = InputReader(folder, pages_per_task=0)
     failed = reader.read(Task("scan_caf\\xe9.png")).failure.one_line()
     assert failed.startswith("scan_caf\\xe9.png: list failed: UnicodeError: its file name is not valid UTF-8")
-    assert failed.encode("utf-8").decode("utf-8") == failed  # writable as it is
+    failed.encode("utf-8")  # raises for a name with surrogates: a record the manifest could not hold
     assert reader.read(Task("old_caf\\xe9.png")).data == b"real"
     assert reader.read(Task("café.png")).data == b"x"
 
