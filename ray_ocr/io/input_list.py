@@ -87,6 +87,7 @@ class InputList:
         self.root: str | None = None
         self._query = urlsplit(location).query or None if is_uri(location) else None
         self.bad_names: set[str] = set()  # none: the list is read as UTF-8 text
+        self._mounted = False  # every entry a file:// path (see _find_root)
 
     def _absolute(self, entry: str) -> str:
         if is_uri(entry):
@@ -103,9 +104,12 @@ class InputList:
         return f"{base}/{entry}" if is_uri(base) else os.path.normpath(os.path.join(base, entry))
 
     def _find_root(self) -> str:
-        """The deepest folder that holds every entry (one pass, constant memory)."""
-        root, scheme, count = None, None, 0
+        """The deepest folder that holds every entry (one pass, constant memory). Entries
+        that are all ``file://`` name a folder mounted at that path on every node, which
+        the actors then read themselves, as with ``--input_dir file://...``."""
+        root, scheme, count, mounted = None, None, 0, 0
         for number, entry in enumerate(_entries(self.location), 1):
+            mounted += entry.startswith("file://")
             path = self._absolute(entry)
             parts = urlsplit(path)
             where = (parts.scheme, parts.netloc) if is_uri(path) else ("", "")
@@ -119,6 +123,7 @@ class InputList:
             count += 1
         if root is None:
             raise UsageError(f"--input_list {self.location}: lists no file")
+        self._mounted = mounted == count
         return root
 
     def groups(self, pattern: str = "*", exclude_dir: str | None = None,
@@ -141,7 +146,10 @@ class InputList:
 
     @property
     def uri(self) -> str:
-        """The common root, as a folder to open (with the entries' S3 options)."""
+        """The common root, as a folder to open (with the entries' S3 options; ``file://``
+        when every entry was one)."""
+        if self._mounted:
+            return f"file://{self.root}"
         return f"{self.root}?{self._query}" if self._query and is_uri(self.root) else self.root
 
     def __getattr__(self, name):  # read, display, actor_reads: the root folder's

@@ -92,3 +92,18 @@ def test_a_pdfs_pages_and_a_later_image_named_like_a_page_never_share_a_file(tmp
     assert list(plan.keys()) == names
     assert plan.bases == {"x.pdf": "x", "o/z.png": "o/z", "x_0.png": "x_0.png", "y_3.png": "y_3",
                           "o/w.png": "o/w", "y.pdf": "y.pdf"}
+
+
+def test_file_uri_entries_are_read_by_the_actors_plain_paths_by_the_driver(tmp_path):
+    docs = _tree(tmp_path / "docs", ["a/x.png", "b/z.pdf"])
+    mounted = tmp_path / "mounted.txt"
+    mounted.write_text(f"file://{docs}/a/x.png\nfile://{docs}/b/z.pdf\n")
+    inputs = InputList(str(mounted))
+    assert list(inputs.groups()) == [["a/x.png"], ["b/z.pdf"]]
+    assert inputs.uri == f"file://{docs}" and inputs.actor_reads  # mounted on every node: no bytes shipped
+    assert inputs.read("b/z.pdf") == b"b/z.pdf" and inputs.display("a/x.png") == str(docs / "a" / "x.png")
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(f"file://{docs}/a/x.png\n{docs}/b/z.pdf\n")  # one plain path: only the driver's disk
+    inputs = InputList(str(mixed))
+    list(inputs.groups())
+    assert inputs.uri == str(docs) and not inputs.actor_reads
