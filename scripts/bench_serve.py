@@ -305,8 +305,7 @@ def print_table(results: dict, levels: list[int]) -> None:
         for i, row in enumerate(rows):
             ratio_rps = ratio_p99 = ""
             if base and name != "paddlex" and base[i]["rps"]:
-                ratio_rps = f"{row['rps'] / base[i]['rps']:.2f}"
-                ratio_p99 = f"{row['p99_s'] / base[i]['p99_s']:.2f}" if base[i]["p99_s"] else ""
+                ratio_rps, ratio_p99 = _ratio(row["rps"], base[i]["rps"]), _ratio(row["p99_s"], base[i]["p99_s"])
             print(f"{name:26} {row['clients']:>7} {row['rps']:>8.3f} {row['p50_s'] or 0:>7.2f} {row['p99_s']:>7.2f} "
                   f"{ratio_rps:>16} {ratio_p99:>14} {row['server_cpu_ms_per_request']:>10} {row['failed']:>6} "
                   f"{row['load_avg']:>5}")
@@ -329,11 +328,12 @@ def print_variant_ratios(results: dict, levels: list[int]) -> None:
         for i, clients in enumerate(levels):
             ratios = [_ratio(mean_of(current, i, f), mean_of(variant, i, f))
                       for f in ("rps", "p99_s", "server_cpu_ms_per_request")]
-            print(f"  clients={clients:<3} " + "  ".join(ratios))
+            print(f"  clients={clients:<3} " + "  ".join(f"{r:>5}" for r in ratios))
 
 
 def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "-"
+    """a / b to two places; empty when b is 0 (a level where nothing was answered)."""
+    return f"{a / b:.2f}" if b else ""
 
 
 if __name__ == "__main__":

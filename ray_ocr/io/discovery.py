@@ -23,7 +23,7 @@ NOT_UTF8 = ("its file name is not valid UTF-8, which the outputs and the manifes
             "(convmv -f <its encoding> -t utf8 -r --notest <folder> renames a whole tree)")
 
 
-def utf8_key(key: str, bad_names: set[str], taken: Callable[[str], bool] = lambda key: False) -> str:
+def utf8_key(key: str, bad_names: set[str], taken: Callable[[str], bool]) -> str:
     """`key` itself when it is valid UTF-8; else its bytes shown as text (``\\xe9`` for a
     byte that is not UTF-8), added to `bad_names` so the run records it as a failure.
     `taken(shown)`: a real file has that name (``caf\\xe9.jpg`` can be one), which then
