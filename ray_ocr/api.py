@@ -84,9 +84,9 @@ def _predict(config: PredictConfig, paths: Iterator[str], bad_paths: set[str]) -
     from ray_ocr.io.storage import LocalFolder
     from ray_ocr.models.runner import RunnerSpec
 
-    # Keys are absolute paths: a folder at the root reads any of them.
-    reader = InputReader(LocalFolder(os.sep), config.pages_per_task, config.pdf_password)
-    reader.folder.bad_names = bad_paths  # filled as the folder is walked, before each is read
+    # Keys are absolute paths: a folder at the root reads any of them. bad_paths fills as
+    # the input folder is walked, before each of its files is read.
+    reader = InputReader(LocalFolder(os.sep, bad_names=bad_paths), config.pages_per_task, config.pdf_password)
     ready: collections.deque[Prediction] = collections.deque()
 
     def on_results(results: list[FileResult], _worker=None) -> None:

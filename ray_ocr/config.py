@@ -135,7 +135,12 @@ def _location(text: str, flag: str) -> str:
     if text.startswith("file://"):
         text = text[len("file://"):]
     if not is_uri(text):
-        return os.path.abspath(os.path.expanduser(text))
+        from ray_ocr.io.discovery import not_utf8, shown_path
+
+        path = os.path.abspath(os.path.expanduser(text))
+        if shown_path(path) != path:  # the run's files would be named after it
+            raise UsageError(f"{flag} {shown_path(path)}: {not_utf8('this path')}")
+        return path
     try:
         from ray_ocr.io.storage import UriFolder
 
@@ -458,11 +463,13 @@ class ServeConfig(PipelineOptions):
     max_replicas: int | None = option(
         None, "at most this many replicas (default: as many as the cluster holds, placed as a batch run "
               "places its actors)", check=at_least(1))
-    # 2: one request predicting (PaddleX runs a pipeline's calls one at a time) and the
-    # next decoded and waiting, so a replica never idles while requests wait in the proxy.
+    # 1: a replica predicts one request at a time (PaddleX serializes the calls), and a
+    # second one held by a replica would wait behind it while another replica frees up
+    # first; serve/router.py sends a waiting request the moment a replica finishes, so
+    # the replica does not idle for it either.
     max_ongoing_requests: int = option(
-        2, "requests a replica holds at once; the others wait in Serve's proxy for a free replica",
-        check=at_least(1))
+        1, "requests a replica holds at once; the others wait in Serve's proxy, in order, for the first "
+           "free replica", check=at_least(1))
     host: str = option(
         "127.0.0.1", "HTTP address to bind; 0.0.0.0 exposes the API, which has no authentication, to every "
                      "network the machine is on", metavar="ADDR")

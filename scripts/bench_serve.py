@@ -15,8 +15,8 @@ into the PaddleX cache first, with the bundled font its visualizations draw with
     python scripts/bench_serve.py                      # 1/8/32 clients, 3 servers
     python scripts/bench_serve.py --quick              # 1/8 clients, fewer requests
     python scripts/bench_serve.py --servers ray_ocr:2 --clients 8 --requests 64
-    # what two settings bring, each run twice, alternating:
-    python scripts/bench_serve.py --servers ray_ocr:1,ray_ocr:1:serve_backoff,ray_ocr:1:passive,ray_ocr:1,ray_ocr:1:serve_backoff,ray_ocr:1:passive --clients 1,8,32 --requests 96
+    # what settings bring, each run twice, alternating (variants: VARIANTS below):
+    python scripts/bench_serve.py --servers ray_ocr:2,ray_ocr:2:mor2,ray_ocr:2:serve_router,ray_ocr:2,ray_ocr:2:mor2,ray_ocr:2:serve_router
 """
 
 from __future__ import annotations
@@ -143,21 +143,24 @@ def _post_timed(session, url: str, body: bytes, timeout: float) -> tuple[bool, s
     return ok, who, time.perf_counter() - started
 
 
-def drive(url: str, bodies: list[bytes], clients: int, total: int, timeout: float) -> dict:
+def drive(url: str, bodies: dict[str, bytes], clients: int, total: int, timeout: float) -> dict:
     """`total` requests from `clients` threads (a requests.Session each), cycling over
-    `bodies`; the row of the level: requests/s, p50/p99 of the answered ones."""
+    `bodies` (by image name); the row of the level: requests/s, p50/p99 of the answered
+    ones, and the slowest request's image."""
     import requests
 
-    outcomes: list[tuple[bool, str, float]] = []
+    names = list(bodies)
+    outcomes: list[tuple[bool, str, float, str]] = []
     lock = threading.Lock()
     counter = iter(range(total))
 
     def client():
         session = requests.Session()
         while (i := _next(counter, lock)) is not None:
-            outcome = _post_timed(session, url, bodies[i % len(bodies)], timeout)
+            name = names[i % len(names)]
+            outcome = _post_timed(session, url, bodies[name], timeout)
             with lock:
-                outcomes.append(outcome)
+                outcomes.append((*outcome, name))
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -190,20 +193,21 @@ def _next(counter, lock: threading.Lock) -> int | None:
 
 
 def _level_row(clients: int, total: int, outcomes: list, wall: float) -> dict:
-    ordered = sorted(seconds for ok, _, seconds in outcomes if ok)
-    replicas = dict(Counter(who for ok, who, _ in outcomes if ok))
+    ordered = sorted(seconds for ok, _, seconds, _ in outcomes if ok)
+    replicas = dict(Counter(who for ok, who, _, _ in outcomes if ok))
+    slowest = max((o for o in outcomes if o[0]), key=lambda o: o[2], default=(None, None, None, None))[3]
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else float("nan")
     return {"clients": clients, "requests": total, "ok": len(ordered), "failed": len(outcomes) - len(ordered),
             "wall_s": round(wall, 2), "rps": round(len(ordered) / wall, 3),
             "p50_s": round(statistics.median(ordered), 3) if ordered else None,
-            "p99_s": round(p99, 3), "per_replica": replicas, "load_avg": round(os.getloadavg()[0], 2)}
+            "p99_s": round(p99, 3), "per_replica": replicas, "slowest": slowest, "load_avg": round(os.getloadavg()[0], 2)}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", default="paddlex,ray_ocr:1,ray_ocr:2",
-                        help="comma list of paddlex and ray_ocr:<replicas>[:passive|:serve_backoff] (a variant "
-                             "changes one of ray_ocr.serve's settings, to measure it)")
+                        help="comma list of paddlex and ray_ocr:<replicas>[:<variant>[+<variant>...]] (a variant "
+                             f"changes ray_ocr.serve's settings, to measure them: {', '.join(VARIANTS)})")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--requests", type=int, default=0,
                         help="requests per level (default: max(64, 4 x clients), enough that the "
@@ -217,26 +221,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# ray_ocr:<replicas>:<variant>: ray_ocr.serve with one setting changed (Serve's own router
-# backoff put back; Paddle's threads made to wait passively), to measure what it brings:
-# (how python starts it, extra environment).
+# ray_ocr:<replicas>:<variant>[+<variant>...]: ray_ocr.serve with settings changed, to
+# measure what they bring: (how python starts it or None, extra environment, extra flags).
 VARIANTS = {
-    "": (["-m", "ray_ocr.serve"], {}),
     # Paddle's OpenMP threads waiting passively between operators instead of spinning
     # 200 ms (the runtime's default): less CPU, fewer requests/s for a lone replica
-    "passive": (["-m", "ray_ocr.serve"], {"KMP_BLOCKTIME": "0"}),
-    # Serve's own router backoff (up to 0.5 s between polls for a free replica)
-    "serve_backoff": (["-c", "import sys, ray_ocr.serve.plan as plan; plan.ROUTER_BACKOFF = {}; "
-                             "from ray_ocr.serve.cli import main; sys.exit(main(sys.argv[1:]))"], {}),
+    "passive": (None, {"KMP_BLOCKTIME": "0"}, []),
+    # Serve's own request router and backoff (up to 0.5 s between polls for a free replica)
+    "serve_router": (["-c", "import sys, ray_ocr.serve.plan as plan; plan.REQUEST_ROUTER = {}; "
+                            "from ray_ocr.serve.cli import main; sys.exit(main(sys.argv[1:]))"], {}, []),
+    # every replica's Paddle on all the machine's cores, waiting passively
+    "shared": (None, {"KMP_BLOCKTIME": "0"}, ["--param", "cpu_threads=%(cores)d"]),
+    "mor1": (None, {}, ["--max_ongoing_requests", "1"]),
+    "mor2": (None, {}, ["--max_ongoing_requests", "2"]),
 }
+
+
+def variant_launch(variant: str, cores: int) -> tuple[list[str], dict, list[str]]:
+    """(python's arguments before the flags, extra environment, extra flags) for a
+    variant ('' for ray_ocr.serve as it is, or names joined by '+')."""
+    launch, env, flags = ["-m", "ray_ocr.serve"], {}, []
+    for name in filter(None, variant.split("+")):
+        its_launch, its_env, its_flags = VARIANTS[name]
+        launch = its_launch or launch
+        env.update(its_env)
+        flags += [flag % {"cores": cores} for flag in its_flags]
+    return launch, env, flags
 
 
 def check_server_spec(spec: str) -> None:
     parts = spec.split(":")
     ok = spec == "paddlex" or (parts[0] == "ray_ocr" and len(parts) in (2, 3) and parts[1].isdigit()
-                                and (len(parts) == 2 or parts[2] in VARIANTS))
+                                and (len(parts) == 2 or all(v in VARIANTS for v in parts[2].split("+"))))
     if not ok:
-        raise SystemExit(f"--servers: {spec!r} is not paddlex or ray_ocr:<replicas>[:{'|:'.join(v for v in VARIANTS if v)}]")
+        raise SystemExit(f"--servers: {spec!r} is not paddlex or ray_ocr:<replicas>[:<variant>[+<variant>]] "
+                         f"(variants: {', '.join(VARIANTS)})")
 
 
 def start_server(spec: str, workdir: Path, env: dict, cores: int, run: int = 1) -> Server:
@@ -250,12 +269,13 @@ def start_server(spec: str, workdir: Path, env: dict, cores: int, run: int = 1) 
     _, replicas, *variant = spec.split(":")
     flags = ["--pipeline", "OCR", "--device", "cpu", "--params_file", str(PARAMS_FILE),
              "--instances_per_device", replicas, "--port", str(port)]
-    launch, extra_env = VARIANTS[variant[0] if variant else ""]
+    launch, extra_env, extra_flags = variant_launch(variant[0] if variant else "", cores)
+    flags += extra_flags
     return Server(spec, [PYTHON, *launch, *flags], {**env, **extra_env}, port, "ray_ocr.serve: OCR at",
                   workdir / f"{spec.replace(':', '_')}_{run}.log")
 
 
-def measure(server: Server, bodies: list[bytes], levels: list[int], args) -> list[dict]:
+def measure(server: Server, bodies: dict[str, bytes], levels: list[int], args) -> list[dict]:
     ready = server.wait_ready(600)
     print(f"{server.name}: ready in {ready:.1f} s", flush=True)
     drive(server.url, bodies, 2, 4, args.timeout)  # warm-up: every replica's first calls
@@ -280,8 +300,8 @@ def main(argv=None) -> int:
     env = prepare_environment(workdir)
     cores = len(os.sched_getaffinity(0))
     extra = {} if args.visualize == "default" else {"visualize": args.visualize == "on"}
-    bodies = [json.dumps({"file": base64.b64encode((REALDOCS / n).read_bytes()).decode(), "fileType": 1,
-                          **extra}).encode() for n in args.images.split(",")]
+    bodies = {n: json.dumps({"file": base64.b64encode((REALDOCS / n).read_bytes()).decode(), "fileType": 1,
+                             **extra}).encode() for n in args.images.split(",")}
     results: dict[str, list[dict]] = {}
     for spec in args.servers.split(","):
         run = 1 + sum(name.split("#")[0] == spec for name in results)  # a spec given again: its next run

@@ -19,8 +19,18 @@ logger = logging.getLogger(__name__)
 
 # Why a file whose name is not UTF-8 (an archive from a Latin-1 or Shift-JIS system) is
 # not run: its name could not go into the manifest, PaddleOCR's JSON or an object key.
-NOT_UTF8 = ("its file name is not valid UTF-8, which the outputs and the manifest need; rename it "
+def not_utf8(what: str) -> str:
+    return (f"{what} is not valid UTF-8, which the outputs and the manifest need; rename it "
             "(convmv -f <its encoding> -t utf8 -r --notest <folder> renames a whole tree)")
+
+
+NOT_UTF8 = not_utf8("its file name")
+
+
+def shown_path(path: str) -> str:
+    """`path` as text: itself when valid UTF-8, else its bytes with the odd ones escaped
+    (``caf\\xe9``), as Python keeps them from a non-UTF-8 name (surrogateescape)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def utf8_key(key: str, bad_names: set[str], taken: Callable[[str], bool]) -> str:
@@ -34,7 +44,7 @@ def utf8_key(key: str, bad_names: set[str], taken: Callable[[str], bool]) -> str
         key.encode("utf-8")
         return key
     except UnicodeEncodeError:  # os gave the undecodable bytes as surrogates
-        shown = os.fsencode(key).decode("utf-8", "backslashreplace")
+        shown = shown_path(key)
         while taken(shown) or shown in bad_names:
             shown += " (not UTF-8)"
         bad_names.add(shown)

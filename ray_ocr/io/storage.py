@@ -202,14 +202,15 @@ class UriFolder:
 
 
 class LocalFolder:
-    def __init__(self, path: str, shared: bool = False):
+    def __init__(self, path: str, shared: bool = False, bad_names: set[str] | None = None):
         self.root = self.uri = os.path.abspath(os.path.expanduser(path))
         # The driver reads a local input and ships its bytes (workers need no shared
         # disk), unless the folder is mounted at the same path on every node (file://).
         self.actor_reads = shared
         self._prefix = self.root.rstrip("/") + "/"  # + a relative key: os.path.join's result, a third of its cost
         self._made: set[str] = set()  # folders known to exist (one makedirs per folder)
-        self.bad_names: set[str] = set()  # keys found whose names are not UTF-8 (io/discovery.py)
+        # keys found whose names are not UTF-8 (io/discovery.py), by its walk or the caller's
+        self.bad_names: set[str] = set() if bad_names is None else bad_names
 
     def display(self, key: str) -> str:
         return key if key[:1] == "/" else self._prefix + key  # (ray_ocr.predict's keys are absolute)

@@ -190,11 +190,16 @@ def build_health_app(args: dict | None = None):
     return HealthServer.bind(args.get("app_name", APP_NAME), DEPLOYMENT_NAME)
 
 
+def start_health() -> None:
+    """Deploy /health; it needs no resources, so it runs at once. Serve must be started
+    already (``serve.start(...)``)."""
+    serve.run(build_health_app(), name=HEALTH_APP_NAME, route_prefix="/health")
+
+
 def start_deploy(config, cluster):
-    """Deploy /health, then the pipeline application without waiting for its replicas
-    (the caller polls ``serve.status()``, so a stop or a failure is seen while they
-    start); returns the plan. Serve must be started already (``serve.start(...)``)."""
-    serve.run(build_health_app(), name=HEALTH_APP_NAME, route_prefix="/health")  # no resources: runs at once
+    """Deploy the pipeline application without waiting for its replicas (the caller
+    polls ``serve.status()``, so a stop or a failure is seen while they start); returns
+    the plan. Serve must be started already (``serve.start(...)``)."""
     plan, app = application(config, cluster)
     # serve.run waits, with no time limit, until every replica runs; _run(_blocking=False)
     # is the same call returning once the application is created (Ray 2.60's api.py).

@@ -20,6 +20,7 @@ from typing import Iterator
 from ray_ocr.cli import build_config_parser, configure_logging, options_from_args
 from ray_ocr.config import ServeConfig
 from ray_ocr.errors import SetupError, UsageError, first_line
+from ray_ocr.serve.plan import SERVE_EXTRA_INSTALL
 
 logger = logging.getLogger("ray_ocr")
 
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "as paddlex --serve), answered by Ray Serve replicas placed as batch runs place actors.",
         epilog="Runs until SIGINT/SIGTERM (exit code 0; 130 if stopped before the replicas ran or by a "
                "second signal). Exit code 2: usage or setup error. Needs the serve extra: "
-               "pip install 'ray-ocr[serve]'.",
+               f"{SERVE_EXTRA_INSTALL}.",
     )
 
 
@@ -121,9 +122,9 @@ class _Service:
 
 @contextmanager
 def serve_started(config: ServeConfig, embedded: bool) -> Iterator[_Service]:
-    """Serve's HTTP proxy on --host/--port; on the way out this service's applications
-    are deleted (the requests in flight answered first, once it served), and Serve
-    itself stopped only in a Ray this process started."""
+    """Serve's HTTP proxy on --host/--port, answering /health; on the way out this
+    service's applications are deleted (the requests in flight answered first, once it
+    served)."""
     from ray import serve
 
     from ray_ocr.serve.plan import GRACEFUL_SHUTDOWN_S
@@ -136,13 +137,46 @@ def serve_started(config: ServeConfig, embedded: bool) -> Iterator[_Service]:
         if "bind" not in str(exc):
             raise
         raise UsageError(f"--host {config.host} --port {config.port}: {first_line(exc)}") from None
+    from ray_ocr.serve.app import start_health
+
+    start_health()
+    _wait_until_routed(_local_url(config.host, config.port) + "/health", proxy_here=embedded)
     service = _Service()
     try:
         yield service
     finally:
         delete_apps(wait_s=GRACEFUL_SHUTDOWN_S if service.drain else 0 if embedded else DELETE_WAIT_S)
-        if embedded:
-            serve.shutdown()
+        # Serve itself is not shut down: in a Ray this process started, the Ray's end
+        # stops it, and serve.shutdown() would kill its controller under the calls this
+        # driver still has out to it (Ray then prints their failures); on a cluster
+        # joined it is not this process's to stop.
+
+
+def _local_url(host: str, port: int) -> str:
+    """This machine's URL of the proxy bound to `host`."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _wait_until_routed(url: str, proxy_here: bool, timeout_s: float = 15.0) -> None:
+    """Serve's proxy learns a new application's route a moment after its deploy returns
+    (404 meanwhile): wait for it, so that /health answers when the start line says so.
+    On a cluster joined, nothing may listen on this machine: then nothing to wait for."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:  # 503: routed, no pipeline replica yet
+                return
+        except (urllib.error.URLError, OSError):
+            if not proxy_here:
+                return
+        time.sleep(0.2)
 
 
 def delete_apps(wait_s: float) -> None:

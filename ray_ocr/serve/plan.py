@@ -20,16 +20,18 @@ DEPLOYMENT_NAME = "PaddleXPipeline"
 HEALTH_DEPLOYMENT_NAME = "Health"
 REPLICA_HEADER = "x-ray-ocr-replica"
 GRACEFUL_SHUTDOWN_S = 600
-# While every replica holds max_ongoing_requests, Serve's router polls for a free one
-# with exponential backoff, by default up to 0.5 s between polls: a replica that
-# finished a 0.2 s OCR request sat idle until the next poll (the README's "Serving
-# benchmark" has the measurement). 20 ms polled so often that the polls cost more
-# than they saved.
-ROUTER_BACKOFF = {"initial_backoff_s": 0.01, "max_backoff_s": 0.05}
+# Serve's router for the pipeline replicas (serve/router.py): a request that finds
+# every replica full is routed when one of them finishes a request, not at the next
+# poll (Serve's default backs off up to 0.5 s between polls). The backoff left only
+# spaces out retries after a replica refused a request its cached queue length said
+# it would take.
+REQUEST_ROUTER = {"request_router_class": "ray_ocr.serve.router:FreedReplicaRouter",
+                  "initial_backoff_s": 0.001, "max_backoff_s": 0.005}
 
 # What Ray Serve and PaddleX's serving app import beyond ray_ocr's own dependencies
 # (the `serve` extra); looked up without importing them.
 SERVE_EXTRA_MODULES = ("fastapi", "starlette", "uvicorn", "filetype", "aiohttp", "yarl", "ray.serve")
+SERVE_EXTRA_INSTALL = "pip install 'ray-ocr[serve]' (in a checkout: pip install -e '.[serve]')"
 
 
 def _found(name: str) -> bool:
@@ -45,8 +47,7 @@ def require_serve_extra() -> None:
     Imports Ray (to look up ray.serve): only the serve command and builders call it."""
     missing = [name for name in SERVE_EXTRA_MODULES if not _found(name)]
     if missing:
-        raise SetupError(f"serving needs the serve extra: pip install 'ray-ocr[serve]' (missing: "
-                         f"{', '.join(missing)})")
+        raise SetupError(f"serving needs the serve extra: {SERVE_EXTRA_INSTALL}; missing: {', '.join(missing)}")
 
 
 # Chosen by `serve run` / `serve deploy` themselves (the cluster they join, their
@@ -87,7 +88,7 @@ class DeploymentPlan:
             # A replica being removed (scale-down, delete) finishes its requests first; a
             # long PDF can take minutes, Serve's default is 20 s.
             graceful_shutdown_timeout_s=GRACEFUL_SHUTDOWN_S,
-            request_router_config=dict(ROUTER_BACKOFF),
+            request_router_config=dict(REQUEST_ROUTER),
         )
         if self.min_replicas == self.max_replicas:
             options["num_replicas"] = self.min_replicas
@@ -97,7 +98,8 @@ class DeploymentPlan:
                 max_replicas=self.max_replicas,
                 initial_replicas=self.min_replicas,
                 # A replica predicts one request at a time (PaddleX serializes the
-                # calls): a second ongoing one is already waiting, so scale up on it.
+                # calls): a second one, held by the replica or waiting in the proxy
+                # (Serve counts both), is a queue, so scale up on it.
                 target_ongoing_requests=1,
                 upscale_delay_s=10,
                 downscale_delay_s=300,

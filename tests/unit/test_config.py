@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from ray_ocr.config import DeviceRequest, RunConfig, parse_key_values
@@ -51,9 +53,14 @@ def test_config_is_frozen_and_validated(tmp_path):
     with pytest.raises(Exception):
         cfg.batch_size = 3  # frozen
     (tmp_path / "file").write_text("x")
+    latin1 = tmp_path / os.fsdecode(b"caf\xe9")
+    latin1.mkdir()
     for kwargs, needle in [
         (dict(input_dir=str(tmp_path / "missing")), "no such directory"),
         (dict(input_dir=str(tmp_path / "file")), "not a directory"),
+        # a folder from a Latin-1 system: refused before any file is listed or written
+        (dict(input_dir=str(latin1)), r"--input_dir .*/caf\\xe9: this path is not valid UTF-8.*convmv"),
+        (dict(output_dir=str(latin1 / "out")), r"--output_dir .*/caf\\xe9/out: this path is not valid UTF-8"),
         (dict(output_dir=str(tmp_path / "file")), "not a directory"),
         (dict(batch_size=0), "--batch_size"),
         (dict(instances_per_device=0), "--instances_per_device"),

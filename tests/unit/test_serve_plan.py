@@ -35,10 +35,10 @@ def test_cpu_replicas_share_the_node_like_batch_actors():
     assert plan.runner.max_image_pixels == 178_956_970  # PaddleX's limit, set in each replica
     options = plan.deployment_options()
     assert options["num_replicas"] == 2 and "autoscaling_config" not in options
-    assert options["max_ongoing_requests"] == 2
+    assert options["max_ongoing_requests"] == 1  # the others wait in the proxy, in order
     assert options["graceful_shutdown_timeout_s"] == 600  # a long PDF finishes before its replica goes
-    # requests waiting for a full replica are routed within 50 ms of a slot freeing
-    assert options["request_router_config"] == {"initial_backoff_s": 0.01, "max_backoff_s": 0.05}
+    # a waiting request goes to the first replica that finishes one (tests/ray/test_serve_router.py)
+    assert options["request_router_config"]["request_router_class"] == "ray_ocr.serve.router:FreedReplicaRouter"
 
 
 def test_gpu_fractions_and_autoscaling():
@@ -171,7 +171,8 @@ def test_without_the_serve_extra_one_line_says_what_to_install(monkeypatch):
                         lambda name, *a: found[name] if name in found else real(name, *a))
     with pytest.raises(SetupError) as err:
         require_serve_extra()
-    assert str(err.value) == "serving needs the serve extra: pip install 'ray-ocr[serve]' (missing: filetype)"
+    assert str(err.value) == ("serving needs the serve extra: pip install 'ray-ocr[serve]' (in a checkout: "
+                              "pip install -e '.[serve]'); missing: filetype")
 
 
 def test_without_ray_serve_it_is_named_not_raised(monkeypatch):
@@ -185,7 +186,7 @@ def test_without_ray_serve_it_is_named_not_raised(monkeypatch):
         return real(name, *a)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    with pytest.raises(SetupError, match=r"\(missing: ray.serve\)"):
+    with pytest.raises(SetupError, match=r"; missing: ray.serve$"):
         require_serve_extra()
 
 

@@ -1,0 +1,69 @@
+"""Serve's request router for the pipeline replicas: Serve's default (FIFO, the same
+node's replicas first, the less busy of two), except that a request finding every
+replica full waits for this router's next finished request instead of polling.
+
+Why: a replica predicts one request at a time (PaddleX serializes the calls) and a
+request takes from 0.1 s (a small image) to minutes (a long PDF). With two requests
+per replica, the second waits inside a replica behind whatever it predicts, while
+another replica may finish long before; with one (``max_ongoing_requests`` 1), waiting
+requests stay in the proxy's FIFO queue and each goes to the first replica that frees
+up. But Serve's own router finds a freed replica only at its next poll: it sleeps with
+exponential backoff between polls while every replica is full. It is told when each
+request it sent finishes (``on_request_completed``), so it can route the next one at
+once. Requests other routers sent (another node's proxy, a DeploymentHandle) are seen
+at the next poll, at most ``poll_s`` later (``request_router_kwargs``).
+
+Loaded by Serve's proxies and handles from its import path (plan.py), so it imports
+only ``ray.serve.request_router``, Serve's public interface for routers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from ray.serve.request_router import FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter
+
+POLL_S = 0.05
+
+
+class FreedReplicaRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter):
+    """Serve's power of two choices, woken by finished requests (see the module)."""
+
+    def initialize_state(self, poll_s: float = POLL_S, **kwargs):
+        self._poll_s = poll_s
+        self._waiting: list[asyncio.Future] = []
+
+    async def choose_replicas(self, candidate_replicas, pending_request=None):
+        if candidate_replicas and not self.select_available_replicas(candidate_replicas):
+            await self._next_finished_request()
+        if pending_request is not None and pending_request.metadata.multiplexed_model_id:
+            candidate_ids = self.apply_multiplex_routing(pending_request=pending_request)
+        else:
+            candidate_ids = self.apply_locality_routing(pending_request=pending_request)
+        candidates = [self.curr_replicas[i] for i in candidate_ids if i in self.curr_replicas]
+        # Serve probes the replicas whose cached queue is full; prefer the ones it says are free.
+        free = self.select_available_replicas(candidates)
+        pool = free or candidates
+        return [random.sample(pool, min(2, len(pool)))] if pool else []
+
+    async def _next_finished_request(self) -> None:
+        """Until a request this router sent finishes, or poll_s."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, self._poll_s)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if waiter in self._waiting:
+                self._waiting.remove(waiter)
+
+    def on_request_completed(self, replica_id, internal_request_id) -> None:
+        super().on_request_completed(replica_id, internal_request_id)
+        # Called on the router's event loop (Serve schedules it there), so the waiters
+        # can be resolved directly.
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            if not waiter.done():
+                waiter.set_result(None)
