@@ -16,7 +16,8 @@ into the PaddleX cache first, with the bundled font its visualizations draw with
     python scripts/bench_serve.py --quick              # 1/8 clients, fewer requests
     python scripts/bench_serve.py --servers ray_ocr:2 --clients 8 --requests 64
     # what settings bring, each run twice, alternating (variants: VARIANTS below):
-    python scripts/bench_serve.py --servers ray_ocr:2,ray_ocr:2:mor2,ray_ocr:2:serve_router,ray_ocr:2,ray_ocr:2:mor2,ray_ocr:2:serve_router
+    python scripts/bench_serve.py --servers ray_ocr:2,ray_ocr:2:mor2,ray_ocr:2:serve_router,ray_ocr:2:mor2,ray_ocr:2:serve_router,ray_ocr:2
+    python scripts/bench_serve.py --servers ray_ocr:2,ray_ocr:2:poll50,ray_ocr:2:poll50+mor2,ray_ocr:2:poll50+mor2,ray_ocr:2,ray_ocr:2:poll50
 """
 
 from __future__ import annotations
@@ -232,6 +233,10 @@ VARIANTS = {
                             "from ray_ocr.serve.cli import main; sys.exit(main(sys.argv[1:]))"], {}, []),
     # every replica's Paddle on all the machine's cores, waiting passively
     "shared": (None, {"KMP_BLOCKTIME": "0"}, ["--param", "cpu_threads=%(cores)d"]),
+    # Serve's own router polling every 10-50 ms (ray_ocr's setting before its own router)
+    "poll50": (["-c", "import sys, ray_ocr.serve.plan as plan; "
+                      "plan.REQUEST_ROUTER = {'initial_backoff_s': 0.01, 'max_backoff_s': 0.05}; "
+                      "from ray_ocr.serve.cli import main; sys.exit(main(sys.argv[1:]))"], {}, []),
     "mor1": (None, {}, ["--max_ongoing_requests", "1"]),
     "mor2": (None, {}, ["--max_ongoing_requests", "2"]),
 }

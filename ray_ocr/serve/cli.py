@@ -139,10 +139,10 @@ def serve_started(config: ServeConfig, embedded: bool) -> Iterator[_Service]:
         raise UsageError(f"--host {config.host} --port {config.port}: {first_line(exc)}") from None
     from ray_ocr.serve.app import start_health
 
-    start_health()
-    _wait_until_routed(_local_url(config.host, config.port) + "/health", proxy_here=embedded)
     service = _Service()
     try:
+        start_health()
+        _wait_until_routed(_local_url(config.host, config.port) + "/health", proxy_here=embedded)
         yield service
     finally:
         delete_apps(wait_s=GRACEFUL_SHUTDOWN_S if service.drain else 0 if embedded else DELETE_WAIT_S)
@@ -162,18 +162,20 @@ def _wait_until_routed(url: str, proxy_here: bool, timeout_s: float = 15.0) -> N
     """Serve's proxy learns a new application's route a moment after its deploy returns
     (404 meanwhile): wait for it, so that /health answers when the start line says so.
     On a cluster joined, nothing may listen on this machine: then nothing to wait for."""
+    import http.client
     import urllib.error
     import urllib.request
 
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2).close()
+            direct.open(url, timeout=2).close()
             return
         except urllib.error.HTTPError as exc:
             if exc.code != 404:  # 503: routed, no pipeline replica yet
                 return
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, http.client.HTTPException, OSError):
             if not proxy_here:
                 return
         time.sleep(0.2)

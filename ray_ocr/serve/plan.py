@@ -22,9 +22,9 @@ REPLICA_HEADER = "x-ray-ocr-replica"
 GRACEFUL_SHUTDOWN_S = 600
 # Serve's router for the pipeline replicas (serve/router.py): a request that finds
 # every replica full is routed when one of them finishes a request, not at the next
-# poll (Serve's default backs off up to 0.5 s between polls). The backoff left only
-# spaces out retries after a replica refused a request its cached queue length said
-# it would take.
+# poll (Serve's default backs off up to 0.5 s between polls). The router waits for
+# that itself, so Serve's backoff only spaces out the rounds in which a probe found
+# every replica it asked still full.
 REQUEST_ROUTER = {"request_router_class": "ray_ocr.serve.router:FreedReplicaRouter",
                   "initial_backoff_s": 0.001, "max_backoff_s": 0.005}
 

@@ -13,14 +13,21 @@ request it sent finishes (``on_request_completed``), so it can route the next on
 once. Requests other routers sent (another node's proxy, a DeploymentHandle) are seen
 at the next poll, at most ``poll_s`` later (``request_router_kwargs``).
 
-Loaded by Serve's proxies and handles from its import path (plan.py), so it imports
-only ``ray.serve.request_router``, Serve's public interface for routers.
+A replica whose queue length the router does not know (a new one, an expired or
+invalidated cache entry) is probed at once, as Serve does; if a round found no replica
+known to be free, the next within ``poll_s`` waits first, so a replica whose probes fail
+fast is not probed in a tight loop.
+
+Serve pickles the class where the application is deployed and unpickles it in every
+proxy and handle, so it imports only ``ray.serve.request_router``, Serve's public
+interface for routers (plan.py names it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 from ray.serve.request_router import FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter
 
@@ -30,13 +37,18 @@ POLL_S = 0.05
 class FreedReplicaRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter):
     """Serve's power of two choices, woken by finished requests (see the module)."""
 
-    def initialize_state(self, poll_s: float = POLL_S, **kwargs):
+    def initialize_state(self, poll_s: float = POLL_S):
         self._poll_s = poll_s
         self._waiting: list[asyncio.Future] = []
+        self._none_known_free_at = float("-inf")  # the last round that probed without waiting
 
     async def choose_replicas(self, candidate_replicas, pending_request=None):
-        if candidate_replicas and not self.select_available_replicas(candidate_replicas):
-            await self._next_finished_request()
+        if candidate_replicas and not self._any_known_free(candidate_replicas):
+            every_one_full = not self.select_available_replicas(candidate_replicas)
+            if every_one_full or time.monotonic() - self._none_known_free_at < self._poll_s:
+                await self._next_finished_request()
+            else:
+                self._none_known_free_at = time.monotonic()
         if pending_request is not None and pending_request.metadata.multiplexed_model_id:
             candidate_ids = self.apply_multiplex_routing(pending_request=pending_request)
         else:
@@ -46,6 +58,11 @@ class FreedReplicaRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter
         free = self.select_available_replicas(candidates)
         pool = free or candidates
         return [random.sample(pool, min(2, len(pool)))] if pool else []
+
+    def _any_known_free(self, replicas) -> bool:
+        """Serve's cache holds a queue length below the limit for one of `replicas`."""
+        lengths = (self.replica_queue_len_cache.get(r.replica_id) for r in replicas)
+        return any(n is not None and n < r.max_ongoing_requests for n, r in zip(lengths, replicas))
 
     async def _next_finished_request(self) -> None:
         """Until a request this router sent finishes, or poll_s."""

@@ -1,7 +1,8 @@
 """``python -m ray_ocr.serve`` as a user runs it: its own embedded Ray, one OCR replica,
 stopped by SIGTERM (as docker, systemd and Kubernetes stop a service) while a request is
-in flight. The request is answered, the command exits 0 with its own lines (not Ray's
-abort handler), and every process it started is gone."""
+in flight. /health answers from the start line on; the request is answered, the command
+exits 0 with its own lines (not Ray's abort handler, nor its notices about calls to a
+Serve it stopped), and every process it started is gone."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def test_sigterm_answers_the_request_in_flight_then_exits_0(tmp_path):
     lines: list[str] = []
     threading.Thread(target=_read_into, args=(proc.stdout, lines), daemon=True).start()
     try:
+        _wait_for_line(proc, lines, "/health answers meanwhile", timeout=120)
+        starting = requests.get(f"http://127.0.0.1:{port}/health", timeout=10)  # routed: PaddleX's 503
         _wait_for_line(proc, lines, f"at http://127.0.0.1:{port}/ocr", timeout=240)
         started_by_it = psutil.Process(proc.pid).children(recursive=True)  # its Ray, Serve, replica
         answer: dict = {}
@@ -74,5 +77,7 @@ def test_sigterm_answers_the_request_in_flight_then_exits_0(tmp_path):
     assert any("纯臻营养护发素" in text for text in texts), texts
     assert "requests in flight are answered first" in output and "ray_ocr.serve: stopping" in output
     assert "SIGTERM received" not in output and "Traceback" not in output
+    assert "Task ServeController" not in output  # Ray's lines about calls to a controller it killed
+    assert starting.status_code in (200, 503) and "errorCode" in starting.json(), starting.text[:300]
     _, alive = psutil.wait_procs(started_by_it, timeout=30)
     assert not alive, [(p.pid, p.name()) for p in alive]

@@ -2,9 +2,9 @@
 test is about routing): a request that finds the only replica full goes to it as soon
 as the request it holds finishes.
 
-The router also polls, every ``poll_s``, for replicas other routers freed. Here poll_s
-is 60 s, so the second request can start within seconds of the first one finishing
-only if that finish woke the router."""
+The router also polls, every ``poll_s``, for replicas other routers freed, and backs off
+between failed rounds. Here both are long (60 s, 20 s), so the second request can start
+within seconds of the first one finishing only if that finish woke the router."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
 HOLD_S = 2.0
 POLL_S = 60.0
+BACKOFF_S = 20.0
 
 
 def test_a_waiting_request_is_sent_when_the_full_replica_finishes(ray_cluster):
@@ -27,14 +28,18 @@ def test_a_waiting_request_is_sent_when_the_full_replica_finishes(ray_cluster):
     import requests
     from ray import serve
 
+    from ray_ocr.serve.cli import _wait_until_routed
     from ray_ocr.serve.plan import REQUEST_ROUTER
 
+    slow_polls = {"initial_backoff_s": BACKOFF_S, "max_backoff_s": BACKOFF_S,
+                  "request_router_kwargs": {"poll_s": POLL_S}}
+
     @serve.deployment(num_replicas=1, max_ongoing_requests=1, ray_actor_options={"num_cpus": 0},
-                      request_router_config={**REQUEST_ROUTER, "request_router_kwargs": {"poll_s": POLL_S}})
+                      request_router_config={**REQUEST_ROUTER, **slow_polls})
     class Holds:
         async def __call__(self, request):
             started = time.time()
-            await asyncio.sleep(HOLD_S)
+            await asyncio.sleep(float(request.query_params.get("hold", HOLD_S)))
             return {"started": started, "finished": time.time()}
 
     port = free_port()
@@ -42,12 +47,13 @@ def test_a_waiting_request_is_sent_when_the_full_replica_finishes(ray_cluster):
     try:
         serve.run(Holds.bind(), name="router_test", route_prefix="/")
         url = f"http://127.0.0.1:{port}/"
+        _wait_until_routed(url + "?hold=0", proxy_here=True)  # the proxy knows the route
         with ThreadPoolExecutor(2) as pool:
-            first = pool.submit(requests.get, url, timeout=POLL_S * 2)
-            time.sleep(HOLD_S / 4)  # the first one holds the replica
-            second = pool.submit(requests.get, url, timeout=POLL_S * 2)
-            held, waited = first.result().json(), second.result().json()
+            answers = [pool.submit(requests.get, url, timeout=POLL_S * 2)]
+            time.sleep(HOLD_S / 4)  # one holds the replica
+            answers.append(pool.submit(requests.get, url, timeout=POLL_S * 2))
+            held, waited = sorted((a.result().json() for a in answers), key=lambda r: r["started"])
         assert waited["started"] >= held["finished"]  # max_ongoing_requests 1: it waited in the proxy
-        assert waited["started"] - held["finished"] < POLL_S / 3  # woken by the finish, not the poll
+        assert waited["started"] - held["finished"] < BACKOFF_S / 2  # woken by the finish, not a poll
     finally:
         serve.shutdown()
