@@ -14,9 +14,9 @@ once. Requests other routers sent (another node's proxy, a DeploymentHandle) are
 at the next poll, at most ``poll_s`` later (``request_router_kwargs``).
 
 A replica whose queue length the router does not know (a new one, an expired or
-invalidated cache entry) is probed at once, as Serve does; if a round found no replica
-known to be free, the next within ``poll_s`` waits first, so a replica whose probes fail
-fast is not probed in a tight loop.
+invalidated cache entry) is probed at once, as Serve does; a request whose round found
+no replica known to be free waits before its next round, so a replica whose probes
+fail fast is not probed in a tight loop.
 
 Serve pickles the class where the application is deployed and unpickles it in every
 proxy and handle, so it imports only ``ray.serve.request_router``, Serve's public
@@ -26,8 +26,8 @@ interface for routers (plan.py names it).
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
-import time
 
 from ray.serve.request_router import FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter
 
@@ -37,18 +37,22 @@ POLL_S = 0.05
 class FreedReplicaRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter):
     """Serve's power of two choices, woken by finished requests (see the module)."""
 
+    def __init__(self, *args, **kwargs):
+        self._poll_s = POLL_S
+        self._waiting: collections.deque[asyncio.Future] = collections.deque()
+        self._probed_blind: set[asyncio.Future] = set()  # requests whose last round knew of no free replica
+        super().__init__(*args, **kwargs)
+
     def initialize_state(self, poll_s: float = POLL_S):
         self._poll_s = poll_s
-        self._waiting: list[asyncio.Future] = []
-        self._none_known_free_at = float("-inf")  # the last round that probed without waiting
 
     async def choose_replicas(self, candidate_replicas, pending_request=None):
+        # Requests already given a replica count themselves in Serve's cache when they
+        # next run (on_send_request): let them, or this round picks the same replica
+        # again and the replica rejects the request.
+        await asyncio.sleep(0)
         if candidate_replicas and not self._any_known_free(candidate_replicas):
-            every_one_full = not self.select_available_replicas(candidate_replicas)
-            if every_one_full or time.monotonic() - self._none_known_free_at < self._poll_s:
-                await self._next_finished_request()
-            else:
-                self._none_known_free_at = time.monotonic()
+            await self._wait_unless_first_blind_round(candidate_replicas, pending_request)
         if pending_request is not None and pending_request.metadata.multiplexed_model_id:
             candidate_ids = self.apply_multiplex_routing(pending_request=pending_request)
         else:
@@ -58,6 +62,18 @@ class FreedReplicaRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter
         free = self.select_available_replicas(candidates)
         pool = free or candidates
         return [random.sample(pool, min(2, len(pool)))] if pool else []
+
+    async def _wait_unless_first_blind_round(self, candidate_replicas, pending_request) -> None:
+        """No replica is known to be free. Every one known full: wait for a finished
+        request. Some unknown: probe them now, the first time for this request; wait
+        before probing again."""
+        self._probed_blind = {f for f in self._probed_blind if not f.done()}
+        key = pending_request.future if pending_request is not None else None
+        every_one_full = not self.select_available_replicas(candidate_replicas)
+        if every_one_full or key is None or key in self._probed_blind:
+            await self._next_finished_request()
+        else:
+            self._probed_blind.add(key)
 
     def _any_known_free(self, replicas) -> bool:
         """Serve's cache holds a queue length below the limit for one of `replicas`."""
@@ -78,9 +94,17 @@ class FreedReplicaRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter
 
     def on_request_completed(self, replica_id, internal_request_id) -> None:
         super().on_request_completed(replica_id, internal_request_id)
-        # Called on the router's event loop (Serve schedules it there), so the waiters
-        # can be resolved directly.
-        waiting, self._waiting = self._waiting, []
-        for waiter in waiting:
+        self._wake(1)  # one slot freed: one waiting request
+
+    def update_replicas(self, replicas) -> None:
+        super().update_replicas(replicas)
+        self._wake(len(self._waiting))  # a new replica may be free
+
+    def _wake(self, count: int) -> None:
+        # Serve calls both hooks on the router's event loop, so the waiters (futures of
+        # that loop) are resolved directly. Timed-out ones are done already: skipped.
+        while count > 0 and self._waiting:
+            waiter = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                count -= 1
