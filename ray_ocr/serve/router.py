@@ -97,8 +97,10 @@ class FreedReplicaRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter
         self._wake(1)  # one slot freed: one waiting request
 
     def update_replicas(self, replicas) -> None:
+        known = set(self.curr_replicas)
         super().update_replicas(replicas)
-        self._wake(len(self._waiting))  # a new replica may be free
+        # A new replica (autoscaling, a restart) is free: as many waiting requests as it takes.
+        self._wake(sum(r.max_ongoing_requests for r in replicas if r.replica_id not in known))
 
     def _wake(self, count: int) -> None:
         # Serve calls both hooks on the router's event loop, so the waiters (futures of

@@ -54,7 +54,7 @@ def test_a_waiting_request_is_sent_when_the_full_replica_finishes(ray_cluster):
             second_sent = time.time()
             answers.append(pool.submit(requests.get, url, timeout=POLL_S * 2))
             held, waited = sorted((a.result().json() for a in answers), key=lambda r: r["started"])
-        assert second_sent < held["finished"]  # the second request came while the replica was full...
+        assert second_sent < held["finished"]  # the second request was sent while the replica was full...
         assert waited["started"] >= held["finished"]  # ...and waited in the proxy (max_ongoing_requests 1)
         assert waited["started"] - held["finished"] < BACKOFF_S / 2  # woken by the finish, not a poll
     finally:
