@@ -138,8 +138,9 @@ def _location(text: str, flag: str) -> str:
         from ray_ocr.io.discovery import not_utf8, shown_path
 
         path = os.path.abspath(os.path.expanduser(text))
-        if shown_path(path) != path:  # the run's files would be named after it
-            raise UsageError(f"{flag} {shown_path(path)}: {not_utf8('this path')}")
+        shown = shown_path(path)
+        if shown != path:  # the run's files would be named after it
+            raise UsageError(f"{flag} {shown}: {not_utf8('this path')}")
         return path
     try:
         from ray_ocr.io.storage import UriFolder

@@ -222,6 +222,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _with_request_router(config: str) -> list[str]:
+    """python's arguments that run ray_ocr.serve with plan.REQUEST_ROUTER set to `config`."""
+    return ["-c", f"import sys, ray_ocr.serve.plan as plan; plan.REQUEST_ROUTER = {config}; "
+                  "from ray_ocr.serve.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
 # ray_ocr:<replicas>:<variant>[+<variant>...]: ray_ocr.serve with settings changed, to
 # measure what they bring: (how python starts it or None, extra environment, extra flags).
 VARIANTS = {
@@ -229,15 +235,12 @@ VARIANTS = {
     # 200 ms (the runtime's default): less CPU, fewer requests/s for a lone replica
     "passive": (None, {"KMP_BLOCKTIME": "0"}, []),
     # Serve's own request router and backoff (up to 0.5 s between polls for a free replica)
-    "serve_router": (["-c", "import sys, ray_ocr.serve.plan as plan; plan.REQUEST_ROUTER = {}; "
-                            "from ray_ocr.serve.cli import main; sys.exit(main(sys.argv[1:]))"], {}, []),
+    "serve_router": (_with_request_router("{}"), {}, []),
     # every replica's Paddle on all the machine's cores, waiting passively
     "shared": (None, {"KMP_BLOCKTIME": "0"}, ["--param", "cpu_threads=%(cores)d"]),
     # Serve's own router polling every 10-50 ms (ray_ocr's setting before its own router)
-    "poll50": (["-c", "import sys, ray_ocr.serve.plan as plan; "
-                      "plan.REQUEST_ROUTER = {'initial_backoff_s': 0.01, 'max_backoff_s': 0.05}; "
-                      "from ray_ocr.serve.cli import main; sys.exit(main(sys.argv[1:]))"], {}, []),
-    "mor1": (None, {}, ["--max_ongoing_requests", "1"]),
+    "poll50": (_with_request_router("{'initial_backoff_s': 0.01, 'max_backoff_s': 0.05}"), {}, []),
+    # two requests per replica (the default is one)
     "mor2": (None, {}, ["--max_ongoing_requests", "2"]),
 }
 
