@@ -5,6 +5,8 @@ Each server runs in a fresh process on a free port; each is warmed up, then driv
 1, 8 and 32 concurrent clients (threads here, each a requests.Session) posting
 `{"file": <base64>, "fileType": 1}` to /ocr as PaddleX's serving docs show, cycling over
 the images. Requests/s = answered requests / wall time of the level; p50/p99 per request.
+With --long_document, one more client posts a many-page PDF once at the start of each
+level, just before the images; their p99 then shows how long a request waits behind it.
 
 paddlex --serve runs offline with the same parameters: its pipeline config is PaddleX's
 stock OCR config with samples/ocr_mobile_offline.yaml's models and switches (exported by
@@ -15,6 +17,9 @@ into the PaddleX cache first, with the bundled font its visualizations draw with
     python scripts/bench_serve.py                      # 1/8/32 clients, 3 servers
     python scripts/bench_serve.py --quick              # 1/8 clients, fewer requests
     python scripts/bench_serve.py --servers ray_ocr:2 --clients 8 --requests 64
+    # head-of-line blocking: a 6-page scanned PDF posted at the start of each level
+    python scripts/bench_serve.py --servers paddlex,ray_ocr:2,ray_ocr:2:mor2 --clients 1,8 \
+        --long_document ../shared/realdocs/pdfs/Seige_of_Vicksburg_Sample_OCR.pdf
     # what settings bring, each run twice, alternating (variants: VARIANTS below):
     python scripts/bench_serve.py --servers ray_ocr:2,ray_ocr:2:mor2,ray_ocr:2:serve_router,ray_ocr:2:mor2,ray_ocr:2:serve_router,ray_ocr:2
     python scripts/bench_serve.py --servers ray_ocr:2,ray_ocr:2:poll50,ray_ocr:2:poll50+mor2,ray_ocr:2:poll50+mor2,ray_ocr:2,ray_ocr:2:poll50
@@ -144,10 +149,12 @@ def _post_timed(session, url: str, body: bytes, timeout: float) -> tuple[bool, s
     return ok, who, time.perf_counter() - started
 
 
-def drive(url: str, bodies: dict[str, bytes], clients: int, total: int, timeout: float) -> dict:
+def drive(url: str, bodies: dict[str, bytes], clients: int, total: int, timeout: float,
+          long_body: bytes | None = None) -> dict:
     """`total` requests from `clients` threads (a requests.Session each), cycling over
     `bodies` (by image name); the row of the level: requests/s, p50/p99 of the answered
-    ones, and the slowest request's image."""
+    ones, and the slowest request's image. With `long_body`, one more client posts it
+    once, first (its figures: the row's "long_document")."""
     import requests
 
     names = list(bodies)
@@ -163,13 +170,42 @@ def drive(url: str, bodies: dict[str, bytes], clients: int, total: int, timeout:
             with lock:
                 outcomes.append((*outcome, name))
 
+    long_client = LongDocumentClient(url, long_body, timeout) if long_body else None
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return _level_row(clients, total, outcomes, time.perf_counter() - started)
+    row = _level_row(clients, total, outcomes, time.perf_counter() - started)
+    if long_client:
+        row["long_document"] = long_client.finish()
+    return row
+
+
+class LongDocumentClient:
+    """Posts one long document (a many-page PDF) from a thread, just before the image
+    clients start: how long they then wait behind it is head-of-line blocking."""
+
+    ADMITTED_S = 0.2  # the document is in the server's queue before the first image
+
+    def __init__(self, url: str, body: bytes, timeout: float):
+        self._outcome: tuple[bool, str, float] | None = None
+        self._thread = threading.Thread(target=self._post, args=(url, body, timeout))
+        self._thread.start()
+        time.sleep(self.ADMITTED_S)
+
+    def _post(self, url: str, body: bytes, timeout: float) -> None:
+        import requests
+
+        self._outcome = _post_timed(requests.Session(), url, body, timeout)
+
+    def finish(self) -> dict:
+        """Waits for the document (so the next level starts on an idle server): whether
+        it was answered, and its seconds."""
+        self._thread.join()
+        ok, _, seconds = self._outcome
+        return {"answered": ok, "seconds": round(seconds, 2)}
 
 
 def session_cpu_seconds(session_id: int) -> float:
@@ -216,6 +252,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--images", default=",".join(IMAGES))
     parser.add_argument("--visualize", choices=("default", "on", "off"), default="default",
                         help="send visualize (default: leave it out, PaddleX's default is on)")
+    parser.add_argument("--long_document", type=Path,
+                        help="a many-page PDF one more client posts at the start of every level, to "
+                             "measure head-of-line blocking: the images' latency with a long request among them")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--quick", action="store_true", help="1 and 8 clients, 8 requests each")
     parser.add_argument("--json", help="write the results here")
@@ -283,20 +322,39 @@ def start_server(spec: str, workdir: Path, env: dict, cores: int, run: int = 1) 
                   workdir / f"{spec.replace(':', '_')}_{run}.log")
 
 
-def measure(server: Server, bodies: dict[str, bytes], levels: list[int], args) -> list[dict]:
+def measure(server: Server, bodies: dict[str, bytes], levels: list[int], args, long_body: bytes | None) -> list[dict]:
+    """The server's rows, one per level; server CPU per request counts each of the long
+    document's pages as a request (with --long_document)."""
     ready = server.wait_ready(600)
     print(f"{server.name}: ready in {ready:.1f} s", flush=True)
     drive(server.url, bodies, 2, 4, args.timeout)  # warm-up: every replica's first calls
+    pages = time_long_document(server, long_body, args) if long_body else 0
     rows = []
     for clients in levels:
         total = 8 if args.quick else (args.requests or max(64, 4 * clients))
         cpu_before = session_cpu_seconds(server.proc.pid)
-        row = drive(server.url, bodies, clients, total, args.timeout)
+        row = drive(server.url, bodies, clients, total, args.timeout, long_body)
+        requests_done = row["ok"] + pages * row.get("long_document", {}).get("answered", False)
         row["server_cpu_ms_per_request"] = round(1000 * (session_cpu_seconds(server.proc.pid) - cpu_before)
-                                                 / max(1, row["ok"]), 1)
+                                                 / max(1, requests_done), 1)
         print(f"  {server.name:15} clients={clients:<3} {json.dumps(row)}", flush=True)
         rows.append(row)
     return rows
+
+
+def time_long_document(server: Server, body: bytes, args) -> int:
+    """Posts the long document once, on an idle server, and prints its seconds; its
+    pages. A failure stops the run: the levels would measure nothing useful."""
+    import requests
+
+    started = time.perf_counter()
+    answer = requests.post(server.url + "/ocr", data=body, timeout=args.timeout,
+                           headers={"Content-Type": "application/json"}).json()
+    if answer.get("errorCode") != 0:
+        raise SystemExit(f"--long_document {args.long_document}: {answer.get('errorMsg')}")
+    pages = len(answer["result"]["ocrResults"])
+    print(f"  {server.name:15} the long document alone: {pages} pages in {time.perf_counter() - started:.1f} s")
+    return pages
 
 
 def main(argv=None) -> int:
@@ -310,33 +368,39 @@ def main(argv=None) -> int:
     extra = {} if args.visualize == "default" else {"visualize": args.visualize == "on"}
     bodies = {n: json.dumps({"file": base64.b64encode((REALDOCS / n).read_bytes()).decode(), "fileType": 1,
                              **extra}).encode() for n in args.images.split(",")}
+    long_body = args.long_document and json.dumps(
+        {"file": base64.b64encode(args.long_document.read_bytes()).decode(), "fileType": 0, **extra}).encode()
     results: dict[str, list[dict]] = {}
     for spec in args.servers.split(","):
         run = 1 + sum(name.split("#")[0] == spec for name in results)  # a spec given again: its next run
         server = start_server(spec, workdir, env, cores, run)
         try:
-            results[spec if run == 1 else f"{spec}#{run}"] = measure(server, bodies, levels, args)
+            results[spec if run == 1 else f"{spec}#{run}"] = measure(server, bodies, levels, args, long_body)
         finally:
             server.stop()
     if args.json:
         Path(args.json).write_text(json.dumps({"levels": levels, "results": results, "cores": cores}, indent=2))
     print_table(results, levels)
     print_variant_ratios(results, levels)
-    return 0 if all(r["failed"] == 0 for rows in results.values() for r in rows) else 1
+    answered_all = all(r["failed"] == 0 and r.get("long_document", {}).get("answered", True)
+                       for rows in results.values() for r in rows)
+    return 0 if answered_all else 1
 
 
 def print_table(results: dict, levels: list[int]) -> None:
     base = results.get("paddlex")
     print(f"\n{'server':26} {'clients':>7} {'req/s':>8} {'p50 s':>7} {'p99 s':>7} {'x paddlex req/s':>16} "
-          f"{'x paddlex p99':>14} {'CPU ms/req':>10} {'failed':>6} {'load':>5}")
+          f"{'x paddlex p99':>14} {'CPU ms/req':>10} {'failed':>6} {'load':>5} {'long doc s':>10}")
     for name, rows in results.items():
         for i, row in enumerate(rows):
             ratio_rps = ratio_p99 = ""
             if base and name != "paddlex" and base[i]["rps"]:
                 ratio_rps, ratio_p99 = _ratio(row["rps"], base[i]["rps"]), _ratio(row["p99_s"], base[i]["p99_s"])
+            long_doc = row.get("long_document")
+            long_cell = (f"{long_doc['seconds']}" if long_doc["answered"] else "failed") if long_doc else ""
             print(f"{name:26} {row['clients']:>7} {row['rps']:>8.3f} {row['p50_s'] or 0:>7.2f} {row['p99_s']:>7.2f} "
                   f"{ratio_rps:>16} {ratio_p99:>14} {row['server_cpu_ms_per_request']:>10} {row['failed']:>6} "
-                  f"{row['load_avg']:>5}")
+                  f"{row['load_avg']:>5} {long_cell:>10}")
 
 
 def print_variant_ratios(results: dict, levels: list[int]) -> None:

