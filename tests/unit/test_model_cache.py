@@ -101,8 +101,9 @@ def test_walk_skips_model_dirs_and_cached_models(tmp_path, monkeypatch):
 
 
 def test_walk_follows_paddlex_own_pp_structurev3_rules(tmp_path, monkeypatch):
-    """PaddleX's PP-StructureV3.yaml as PaddleOCR's PPStructureV3(use_doc_orientation_classify=False,
-    use_doc_unwarping=False, use_textline_orientation=False) overrides it."""
+    """PaddleX's PP-StructureV3.yaml as it is, then as PaddleOCR's PPStructureV3(
+    use_doc_orientation_classify=False, use_doc_unwarping=False,
+    use_textline_orientation=False, use_table_recognition=False) overrides it."""
     monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path))
     (tmp_path / "official_models" / "PP-OCRv5_server_det").mkdir(parents=True)
     config = _paddlex_yaml("PP-StructureV3")
@@ -119,23 +120,41 @@ def test_walk_follows_paddlex_own_pp_structurev3_rules(tmp_path, monkeypatch):
         "PP-DocBlockLayout", "PP-DocLayout_plus-L", "PP-OCRv5_server_rec", "PP-FormulaNet_plus-L"]
 
 
+def test_walk_leaves_out_what_pp_structurev3_builds_only_when_predicting(tmp_path, monkeypatch):
+    """With its document preprocessing and text line orientation off and tables on:
+    the table's orientation model (loaded at the first table) and the table's own OCR
+    (use_ocr_model False) are not needed to build; seals (on when the flag is absent) are."""
+    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path))
+    config = _paddlex_yaml("PP-StructureV3")
+    config["SubPipelines"]["DocPreprocessor"].update(use_doc_orientation_classify=False, use_doc_unwarping=False)
+    config["SubPipelines"]["GeneralOCR"]["use_textline_orientation"] = False
+    names = model_cache.missing_models(config)
+    assert "SLANeXt_wired" in names
+    assert "PP-LCNet_x1_0_doc_ori" not in names and "PP-LCNet_x1_0_textline_ori" not in names
+    assert "PP-OCRv4_server_seal_det" not in names  # use_seal_recognition: False in the YAML
+    del config["use_seal_recognition"]
+    assert "PP-OCRv4_server_seal_det" in model_cache.missing_models(config)
+
+
 def test_failed_model_alone_when_the_walk_cannot_be_trusted(tmp_path, monkeypatch):
     cache = tmp_path / "official_models"
     monkeypatch.setattr(model_cache, "_config_being_built", lambda: _ocr())
-    assert model_cache._all_missing("DocOri", cache) == ["DocOri", "Unwarp", "LineOri", "Det", "Rec"]
-    assert model_cache._all_missing("Elsewhere", cache) == ["Elsewhere"]  # the walk did not foresee it
+    assert model_cache._also_missing("DocOri", cache) == ["Unwarp", "LineOri", "Det", "Rec"]
+    assert model_cache._also_missing("Elsewhere", cache) == []  # the walk did not foresee it
+    assert model_cache._also_missing("Unwarp", cache) == []  # PaddleX would have failed on DocOri first
     monkeypatch.setattr(model_cache, "_config_being_built", lambda: {**_ocr(), "pipeline_name": "PP-ChatOCRv4-doc"})
-    assert model_cache._all_missing("DocOri", cache) == ["DocOri"]  # rules unknown
+    assert model_cache._also_missing("DocOri", cache) == []  # rules unknown
     broken = _ocr()
     del broken["SubModules"]["TextDetection"]
     monkeypatch.setattr(model_cache, "_config_being_built", lambda: broken)
-    assert model_cache._all_missing("DocOri", cache) == ["DocOri"]
+    assert model_cache._also_missing("DocOri", cache) == []
     monkeypatch.setattr(model_cache, "_config_being_built", lambda: None)  # not building a PaddleX pipeline
-    assert model_cache._all_missing("DocOri", cache) == ["DocOri"]
+    assert model_cache._also_missing("DocOri", cache) == []
 
 
-def test_message_names_one_or_all_models():
-    one = model_cache.missing_model_message("OCR", ["A"])
-    assert "model A is not in" in one and "Provide it:" in one
-    many = model_cache.missing_model_message("OCR", ["A", "B", "C"])
-    assert "models A, B, C are not in" in many and "Provide them:" in many and "_model_dir" in many
+def test_message_names_the_failed_model_and_the_others():
+    one = model_cache.missing_model_message("OCR", "A")
+    assert one.startswith("OCR: model A is not in ") and "Provide it:" in one and "also needs" not in one
+    many = model_cache.missing_model_message("OCR", "A", ["B", "C"])
+    assert many.startswith("OCR: model A is not in ") and "could not be downloaded" in many
+    assert "; this configuration also needs B, C, not there either. Provide them:" in many and "_model_dir" in many
