@@ -230,9 +230,11 @@ def check_model_dirs(params: Mapping[str, Any], paddlex_folders: bool = True) ->
             continue
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
-        if not isinstance(value, str) or not value:
-            raise UsageError(f"--param {name}={value!r}: not a folder path (quote a name YAML reads as "
-                             f"a number or date: {name}='{value}')")
+        if not isinstance(value, str):  # YAML read `--param x=2024` as a number (or a date, a boolean)
+            raise UsageError(f"--param {name}={value}: YAML reads this as a {type(value).__name__}, not a folder; "
+                             f"quote it: --param \"{name}='{value}'\" (or {name}: '{value}' in a --params_file)")
+        if not value:
+            raise UsageError(f"--param {name}='': an empty folder path")
         path = os.path.abspath(os.path.expanduser(value))
         given = f"--param {name}={shown_path(path)}"
         if not os.path.isdir(path):

@@ -7,7 +7,8 @@ model. A user lacking several models would learn them one rerun at a time. So th
 becomes a ModelUnavailableError naming that model, the others the pipeline's configuration
 needs and lacks too (a walk of its PaddleX config), and for each the constructor
 parameter(s) that provide it (``--param <component>_model_dir``). While it predicts (some
-models load at their first use), a failure names the one model.
+models load at their first use), a failure names that model, and the others missing in a
+sub-pipeline PaddleX builds then (the table's own OCR), without parameters.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ConfigPath = tuple[str, ...]  # keys from a pipeline config's root to a module's
 @contextmanager
 def naming_missing_models(pipeline: str, param_tree: Mapping | None = None) -> Iterator[None]:
     """While a pipeline builds or predicts, a model PaddleX cannot fetch raises a
-    ModelUnavailableError naming it and, when building, the others missing.
+    ModelUnavailableError naming it and the others missing in what is being built.
     `param_tree`: see ``constructor_param_tree`` (for a build: its paths are rooted at
     the pipeline's config, as the walk's are only then). One thread at a time: actors
     and replicas run one call at a time, and nothing else looks models up."""
@@ -44,10 +45,11 @@ def naming_missing_models(pipeline: str, param_tree: Mapping | None = None) -> I
         except ModelUnavailableError:
             raise  # named by an enclosing wrapper already
         except Exception as exc:
-            missing = _missing_in_build(str(model_name), Path(official_models._save_dir))
+            cache = Path(official_models._save_dir)  # where PaddleX looked
+            missing = _missing_in_build(str(model_name), cache)
             params = {name: [_param_for(param_tree or {}, path) for path in paths] for name, paths in missing}
-            message = missing_model_message(pipeline, str(model_name), [n for n, _ in missing[1:]], params)
-            raise ModelUnavailableError(message) from exc
+            also = [name for name, _ in missing[1:]]
+            raise ModelUnavailableError(missing_model_message(pipeline, str(model_name), also, params, cache)) from exc
 
     official_models.get_model_path = get_model_path  # instance attribute, this process only
     try:
@@ -220,20 +222,21 @@ def _param_for(param_tree: Mapping, path: ConfigPath) -> str | None:
 
 
 def missing_model_message(pipeline: str, model: str, also_missing: Sequence[str] = (),
-                          params: Mapping[str, Sequence[str | None]] | None = None) -> str:
-    """`model` failed (not cached, no download); `also_missing`: what the pipeline's
+                          params: Mapping[str, Sequence[str | None]] | None = None,
+                          cache: Path | None = None) -> str:
+    """`model` failed (not in `cache`, no download); `also_missing`: what the pipeline's
     configuration needs after it and lacks too (never tried: PaddleX stops at the first);
     `params`: the constructor parameters that provide each, where known."""
     def named(name: str) -> str:
         known = list(dict.fromkeys(p for p in (params or {}).get(name, ()) if p))
-        return f"{name} (--param {' and '.join(known)})" if known else name
+        return f"{name} ({' and '.join(f'--param {p}=DIR' for p in known)})" if known else name
 
     also = (f"; this configuration also needs {', '.join(map(named, also_missing))}, not there either"
             if also_missing else "")
     provide = "Provide them: copy their PaddleX model folders" if also_missing else \
         "Provide it: copy its PaddleX model folder"
     return (
-        f"{pipeline}: model {named(model)} is not in {official_models_dir()} and could not be "
+        f"{pipeline}: model {named(model)} is not in {cache or official_models_dir()} and could not be "
         f"downloaded (no network?){also}. {provide} there, pass "
         "--param <component>_model_dir=DIR (with <component>_model_name=NAME if the folder holds "
         "another model), or choose models you have with --param <component>_model_name=NAME "

@@ -246,9 +246,9 @@ class PipelineRunner:
     def _predict(self, image, source_path: str, page_index: int | None, page_count: int | None) -> list[PageOutput]:
         outputs = []
         given = image if self.spec.query is None else {"image": image, "query": self.spec.query}
-        # Some models load at their first use (the table orientation model at the first
-        # table): one missing fails the file with a line naming it. No parameter tree: a
-        # sub-pipeline built then has paths rooted at itself, not at the constructor's.
+        # Some models load at their first use (the table orientation model, the table's
+        # own OCR at the first table): one missing fails the file with a line naming it.
+        # No parameter tree: a sub-pipeline built then has paths rooted at itself.
         # list(): a custom pipeline's predict may be a generator (PaddleOCR's returns a list).
         with naming_missing_models(self.spec.pipeline.display_name):
             results = list(self.pipeline.predict(given, **self._predict_kwargs))

@@ -213,10 +213,10 @@ def test_a_bad_model_dir_param_is_a_usage_error(tmp_path, make, problem):
     bad = tmp_path / "det"
     make(bad)
     argv = ["--pipeline", "OCR", "--input_dir", str(tmp_path / "in"), "--output_dir", str(tmp_path / "out"),
-            "--param", f"layout_detection_model_dir={bad}"]
+            "--param", f"text_detection_model_dir={bad}"]
     with pytest.raises(UsageError) as err:
         _run_cli_config(argv)
-    assert str(err.value) == f"--param layout_detection_model_dir={bad}: {problem}"
+    assert str(err.value) == f"--param text_detection_model_dir={bad}: {problem}"
 
 
 def test_a_good_model_dir_is_kept_absolute_and_none_is_accepted(tmp_path, monkeypatch):
@@ -246,17 +246,26 @@ def test_a_model_dir_expands_tilde(tmp_path, monkeypatch):
     assert cfg.pipeline_kwargs == {"text_detection_model_dir": str(tmp_path / "det")}
 
 
-@pytest.mark.parametrize("value", ["", 2024, datetime.date(2024, 1, 2)],
-                         ids=["empty", "yaml_number", "yaml_date"])
-def test_a_model_dir_that_is_no_path_is_refused(value):
-    """An empty value would make PaddleX look in its working folder; YAML reads an
-    unquoted 2024 or 2024-01-02 as a number or a date."""
+@pytest.mark.parametrize("value, shown, kind", [(2024, "2024", "int"), (datetime.date(2024, 1, 2), "2024-01-02", "date")],
+                         ids=["yaml_number", "yaml_date"])
+def test_a_model_dir_yaml_reads_as_no_text_is_refused_with_how_to_quote_it(value, shown, kind):
+    """YAML reads an unquoted 2024 or 2024-01-02 as a number or a date."""
     from ray_ocr.config import PipelineOptions
 
     with pytest.raises(UsageError) as err:
         PipelineOptions.build(pipeline="OCR", pipeline_params={"text_detection_model_dir": value})
-    assert str(err.value) == (f"--param text_detection_model_dir={value!r}: not a folder path (quote a name "
-                              f"YAML reads as a number or date: text_detection_model_dir='{value}')")
+    assert str(err.value) == (f"--param text_detection_model_dir={shown}: YAML reads this as a {kind}, not a "
+                              f"folder; quote it: --param \"text_detection_model_dir='{shown}'\" "
+                              f"(or text_detection_model_dir: '{shown}' in a --params_file)")
+
+
+def test_an_empty_model_dir_is_refused():
+    """PaddleX would look for the model files in its working folder."""
+    from ray_ocr.config import PipelineOptions
+
+    with pytest.raises(UsageError) as err:
+        PipelineOptions.build(pipeline="OCR", pipeline_params={"text_detection_model_dir": ""})
+    assert str(err.value) == "--param text_detection_model_dir='': an empty folder path"
 
 
 def test_a_model_dir_given_as_a_path_object_and_for_a_custom_pipeline(tmp_path):

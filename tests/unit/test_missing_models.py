@@ -163,7 +163,44 @@ def test_message_names_the_failed_model_and_the_others():
     assert one.startswith("OCR: model A is not in ") and "Provide it:" in one and "also needs" not in one
     many = missing.missing_model_message("OCR", "A", ["B", "C"], {"A": ["a_model_dir"], "B": [None],
                                                                "C": ["c_model_dir", "seal_c_model_dir"]})
-    assert many.startswith("OCR: model A (--param a_model_dir) is not in ") and "could not be downloaded" in many
-    assert ("; this configuration also needs B, C (--param c_model_dir and seal_c_model_dir), not there either. "
-            "Provide them:") in many
+    assert many.startswith("OCR: model A (--param a_model_dir=DIR) is not in ") and "could not be downloaded" in many
+    assert ("; this configuration also needs B, C (--param c_model_dir=DIR and --param seal_c_model_dir=DIR), "
+            "not there either. Provide them:") in many
     assert "_model_dir=DIR" in many and "\n" not in many
+
+
+def test_nested_wrappers_name_once_and_restore_the_enclosing_one():
+    """A fake PaddleX model registry (the wrapper only needs its lookup and folder),
+    in sys.modules for the test's body only (the tier's guard looks for PaddleX after it)."""
+    import sys
+    import types
+    from pathlib import Path
+
+    from ray_ocr.errors import ModelUnavailableError
+
+    class Registry:
+        _save_dir = Path("/nowhere/official_models")
+
+        def get_model_path(self, name):
+            raise OSError("no model source is available")
+
+    registry = Registry()
+    names = ("paddlex", "paddlex.inference", "paddlex.inference.utils", "paddlex.inference.utils.official_models")
+    fakes = {name: types.ModuleType(name) for name in names}
+    fakes[names[-1]].official_models = registry
+    assert not set(names) & set(sys.modules)
+    sys.modules.update(fakes)
+    try:
+        with missing.naming_missing_models("Outer"):
+            outer = vars(registry)["get_model_path"]
+            with missing.naming_missing_models("Inner"):
+                try:
+                    registry.get_model_path("M")
+                except ModelUnavailableError as err:
+                    message = str(err)
+            assert vars(registry)["get_model_path"] is outer  # the enclosing wrapper is back
+        assert "get_model_path" not in vars(registry)
+    finally:
+        for name in names:
+            del sys.modules[name]
+    assert message.startswith("Outer: model M is not in /nowhere/official_models ")  # named once, by the first
