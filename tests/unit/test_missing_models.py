@@ -170,8 +170,9 @@ def test_message_names_the_failed_model_and_the_others():
 
 
 def test_nested_wrappers_name_once_and_restore_the_enclosing_one():
-    """A fake PaddleX model registry (the wrapper only needs its lookup and folder),
-    in sys.modules for the test's body only (the tier's guard looks for PaddleX after it)."""
+    """A fake PaddleX model registry (the wrapper only needs its lookup and folder), in
+    sys.modules for the test's body only (the tier's guard looks for PaddleX after it;
+    in a full run the real PaddleX is put back)."""
     import sys
     import types
     from pathlib import Path
@@ -188,7 +189,7 @@ def test_nested_wrappers_name_once_and_restore_the_enclosing_one():
     names = ("paddlex", "paddlex.inference", "paddlex.inference.utils", "paddlex.inference.utils.official_models")
     fakes = {name: types.ModuleType(name) for name in names}
     fakes[names[-1]].official_models = registry
-    assert not set(names) & set(sys.modules)
+    real = {name: sys.modules[name] for name in names if name in sys.modules}  # a full run imported PaddleX
     sys.modules.update(fakes)
     try:
         with missing.naming_missing_models("Outer"):
@@ -203,4 +204,5 @@ def test_nested_wrappers_name_once_and_restore_the_enclosing_one():
     finally:
         for name in names:
             del sys.modules[name]
+        sys.modules.update(real)
     assert message.startswith("Outer: model M is not in /nowhere/official_models ")  # named once, by the first
