@@ -136,13 +136,18 @@ class Server:
         self._log_handle.close()
 
 
+def _post_ocr(session, url: str, body: bytes, timeout: float):
+    """POST /ocr as PaddleX's serving docs do (`session`: requests or a requests.Session)."""
+    return session.post(url + "/ocr", data=body, timeout=timeout, headers={"Content-Type": "application/json"})
+
+
 def _post_timed(session, url: str, body: bytes, timeout: float) -> tuple[bool, str, float]:
     """(answered with errorCode 0, the replica that answered or the exception, seconds)."""
     import requests
 
     started = time.perf_counter()
     try:
-        r = session.post(url + "/ocr", data=body, timeout=timeout, headers={"Content-Type": "application/json"})
+        r = _post_ocr(session, url, body, timeout)
         ok, who = r.status_code == 200 and r.json().get("errorCode") == 0, r.headers.get("x-ray-ocr-replica", "-")
     except requests.RequestException as exc:
         ok, who = False, type(exc).__name__
@@ -352,8 +357,7 @@ def time_long_document(server: Server, body: bytes, args) -> tuple[int, float]:
     import requests
 
     started = time.perf_counter()
-    response = requests.post(server.url + "/ocr", data=body, timeout=args.timeout,
-                             headers={"Content-Type": "application/json"})
+    response = _post_ocr(requests, server.url, body, args.timeout)
     answer = response.json() if response.headers.get("content-type") == "application/json" else {}
     if answer.get("errorCode") != 0:
         raise SystemExit(f"--long_document {args.long_document}: HTTP {response.status_code}: "

@@ -8,15 +8,29 @@ from ray_ocr.models import missing
 pytestmark = pytest.mark.e2e
 
 
-def test_missing_model_error_names_the_model(tmp_path, monkeypatch):
-    """A model looked up outside any pipeline build (no config to walk): one line naming it."""
-    # imported first: PaddleX fixes its folder at import, from the session's cache
+@pytest.fixture
+def offline_registry(monkeypatch):
+    """`at(cache_home=None)`: PaddleX's model registry with no network, looking in the
+    official models folder of `cache_home` (None: the session's cache). PaddleX fixes
+    its folder when first imported, so it is imported before the cache home changes,
+    and pointed at the folder explicitly (an earlier test may have imported it elsewhere)."""
     from paddlex.inference.utils.official_models import official_models
 
-    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "empty_cache"))
+    from ray_ocr.models.model_cache import official_models_dir
 
-    monkeypatch.setattr(official_models, "_save_dir", tmp_path / "empty_cache" / "official_models")
-    monkeypatch.setattr(official_models, "_get_hosters", lambda: [])  # as with no network
+    def at(cache_home=None):
+        if cache_home is not None:
+            monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(cache_home))
+        monkeypatch.setattr(official_models, "_save_dir", official_models_dir())
+        monkeypatch.setattr(official_models, "_get_hosters", lambda: [])  # as with no network
+        return official_models
+
+    return at
+
+
+def test_missing_model_error_names_the_model(tmp_path, offline_registry):
+    """A model looked up outside any pipeline build (no config to walk): one line naming it."""
+    official_models = offline_registry(tmp_path / "empty_cache")
     from ray_ocr.errors import ModelUnavailableError
 
     with pytest.raises(ModelUnavailableError) as err:
@@ -27,16 +41,11 @@ def test_missing_model_error_names_the_model(tmp_path, monkeypatch):
     assert "get_model_path" not in vars(official_models)  # the wrapper is removed afterwards
 
 
-def test_missing_models_error_names_all_of_them(tmp_path, monkeypatch):
+def test_missing_models_error_names_all_of_them(tmp_path, offline_registry):
     """PPStructureV3 as ray_ocr builds it, with only the bundled models in the cache:
     one line names every model its configuration needs and lacks, none it has or
     turned off, so that one run says all there is to provide."""
-    from paddlex.inference.utils.official_models import official_models  # first: see above
-
-    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "cache"))
-
-    monkeypatch.setattr(official_models, "_save_dir", tmp_path / "cache" / "official_models")
-    monkeypatch.setattr(official_models, "_get_hosters", lambda: [])  # as with no network
+    official_models = offline_registry(tmp_path / "cache")
     from ray_ocr.errors import ModelUnavailableError
     from ray_ocr.models.runner import RunnerSpec, build_pipeline
     from ray_ocr.pipelines import resolve_pipeline
@@ -68,22 +77,17 @@ def test_missing_models_error_names_all_of_them(tmp_path, monkeypatch):
     assert "get_model_path" not in vars(official_models)
 
 
-def test_a_model_missing_at_predict_time_fails_the_file_with_its_name(tmp_path, monkeypatch):
+def test_a_model_missing_at_predict_time_fails_the_file_with_its_name(offline_registry, monkeypatch):
     """Some models load at their first use (PPStructureV3's table orientation model, at
     the first table). The OCR pipeline here is real; its predict is made to look one up
     first as PaddleX's table code does, with the cache lacking it: the file's failure
     record names the model, not PaddleX's hosts, and the runner goes on."""
-    from paddlex.inference.utils.official_models import official_models
-
-    from ray_ocr.models.model_cache import official_models_dir
     from ray_ocr.models.runner import PipelineRunner, RunnerSpec
     from ray_ocr.pipelines import resolve_pipeline
     from ray_ocr.records import InputItem
     from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS
 
-    # PaddleX fixed its folder at its first import, maybe in a test that pointed it elsewhere
-    monkeypatch.setattr(official_models, "_save_dir", official_models_dir())
-    monkeypatch.setattr(official_models, "_get_hosters", lambda: [])  # as with no network
+    official_models = offline_registry()  # the session's cache, with the bundled models
     runner = PipelineRunner(RunnerSpec(pipeline=resolve_pipeline("OCR"), init_params=tuple(MOBILE_OCR_PARAMS.items())))
     real_predict = runner.pipeline.predict
 
