@@ -66,8 +66,10 @@ def ray_cluster():
     2 CPUs and 4 logical GPUs (for placement tests)."""
     import ray
 
-    ray.init(address="local", num_cpus=2, num_gpus=4, include_dashboard=False,
-             log_to_driver=False)
+    from tests.helpers import start_ray
+
+    start_ray(lambda: ray.init(address="local", num_cpus=2, num_gpus=4, include_dashboard=False,
+                               log_to_driver=False))
     yield ray
     ray.shutdown()
 

@@ -13,7 +13,7 @@ import pytest
 
 import ray_ocr
 from tests.conftest import MOBILE_OCR_PARAMS, copy_docs
-from tests.helpers import start_and_census
+from tests.helpers import start_and_census, start_ray
 
 pytestmark = pytest.mark.ray
 
@@ -27,7 +27,7 @@ def two_gpu_workers(tmp_path_factory):
 
     seed_bundled_models()  # the driver's own cache has the models
     caches = [tmp_path_factory.mktemp(f"worker{i}_cache") for i in range(2)]
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    cluster = start_ray(lambda: Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}))
     workers = [
         cluster.add_node(num_cpus=1, num_gpus=2, env_vars={
             "PADDLE_PDX_CACHE_HOME": str(cache), "RAY_OCR_SEED_BUNDLED_MODELS": "0"})

@@ -11,7 +11,7 @@ import pytest
 
 import ray_ocr
 from tests.conftest import MOBILE_OCR_PARAMS, copy_docs
-from tests.helpers import manifest_records
+from tests.helpers import manifest_records, start_ray
 
 pytestmark = pytest.mark.ray
 
@@ -21,7 +21,7 @@ def three_nodes():
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    cluster = start_ray(lambda: Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False}))
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     ray.init(address=cluster.address, log_to_driver=False)
     cluster.wait_for_nodes()

@@ -11,7 +11,7 @@ import base64
 import pytest
 
 from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS
-from tests.helpers import free_port
+from tests.helpers import free_port, start_ray
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
 
@@ -25,7 +25,7 @@ def worker_cache(tmp_path_factory):
 
     seed_bundled_models()  # the builder's (this process's) cache has the models
     cache = tmp_path_factory.mktemp("worker_cache")
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    cluster = start_ray(lambda: Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}))
     cluster.add_node(num_cpus=1, env_vars={
         "PADDLE_PDX_CACHE_HOME": str(cache), "RAY_OCR_SEED_BUNDLED_MODELS": "0",
         # No download either, wherever this runs: only the shipped models can get there.
