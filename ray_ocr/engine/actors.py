@@ -96,7 +96,7 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
     if ship_models:
         from ray_ocr.models.model_bundle import collect_bundle
 
-        bundle = collect_bundle(dict(spec.init_params), spec.paddlex_config)
+        bundle = collect_bundle(spec)
         models = ray.put(bundle) if bundle else None
     actors = ActorGroup()
     actors.models_ref = models

@@ -5,10 +5,11 @@ in its cache nor download, with an exception chain that names hosts and URLs, no
 model. A user lacking several models would learn them one rerun at a time. So the lookup
 (``official_models.get_model_path``) is wrapped while a pipeline builds: the first failure
 becomes a ModelUnavailableError naming that model, the others the pipeline's configuration
-needs and lacks too (a walk of its PaddleX config), and for each the constructor
-parameter(s) that provide it (``--param <component>_model_dir``). While it predicts (some
-models load at their first use), a failure names that model, and the others missing in a
-sub-pipeline PaddleX builds then (the table's own OCR), without parameters.
+needs and lacks too (pipeline_config.py walks its PaddleX config), and for each the
+constructor parameter(s) that provide it (``--param <component>_model_dir``). While it
+predicts (some models load at their first use), a failure names that model, and the
+others missing in a sub-pipeline PaddleX builds then (the table's own OCR), without
+parameters.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ray_ocr.errors import ModelUnavailableError
 from ray_ocr.models.model_cache import official_models_dir
-
-ConfigPath = tuple[str, ...]  # keys from a pipeline config's root to a module's entry
+from ray_ocr.models.pipeline_config import ConfigPath, needed_modules
 
 
 @contextmanager
@@ -70,7 +70,7 @@ def _missing_in_build(failed: str, cache: Path) -> list[tuple[str, list[ConfigPa
     try:
         config = _config_being_built()
         missing = missing_modules(config, cache) if config is not None else []
-    except Exception:  # noqa: BLE001 - _UnknownConfig, or a config shape PaddleX would reject
+    except Exception:  # noqa: BLE001 - UnknownConfig, or a config shape PaddleX would reject
         missing = []
     return missing if missing[:1] and missing[0][0] == failed else [(failed, [])]
 
@@ -94,78 +94,6 @@ def _config_being_built() -> dict | None:
             found = frame.f_locals.get("config")
         frame = frame.f_back
     return found if isinstance(found, dict) else None
-
-
-# What each PaddleX pipeline creates when it is built, read from its __init__
-# (paddlex 3.x, e.g. inference/pipelines/ocr/pipeline.py, layout_parsing/pipeline_v2.py):
-# the SubModules/SubPipelines entries it builds, in its order, each with the use_* flags
-# of which any true builds it (and the default PaddleX assumes for an absent flag); no
-# flags: always built. Not a generic "use_<entry>" rule: the flags do not follow the
-# entry names (GeneralOCR is use_ocr_model, PP-StructureV3's DocPreprocessor also obeys
-# use_doc_orientation_classify/use_doc_unwarping, use_chart_recognition defaults to
-# False), and some entries are built only at predict time (TableOrientationClassify).
-# A pipeline not listed here makes the walk give up (its rules are unknown).
-_BUILDS: dict[str, tuple[tuple[str, dict[str, bool]], ...]] = {
-    "OCR": (("DocPreprocessor", {"use_doc_preprocessor": True}),
-            ("TextLineOrientation", {"use_textline_orientation": True}),
-            ("TextDetection", {}), ("TextRecognition", {})),
-    "doc_preprocessor": (("DocOrientationClassify", {"use_doc_orientation_classify": True}),
-                         ("DocUnwarping", {"use_doc_unwarping": True})),
-    "PP-StructureV3": (("DocPreprocessor", {"use_doc_preprocessor": True, "use_doc_orientation_classify": True,
-                                            "use_doc_unwarping": True}),
-                       ("RegionDetection", {"use_region_detection": True}),
-                       ("LayoutDetection", {}), ("GeneralOCR", {}),
-                       ("SealRecognition", {"use_seal_recognition": True}),
-                       ("TableRecognition", {"use_table_recognition": True}),
-                       ("FormulaRecognition", {"use_formula_recognition": True}),
-                       ("ChartRecognition", {"use_chart_recognition": False})),
-    "seal_recognition": (("DocPreprocessor", {"use_doc_preprocessor": True}),
-                         ("LayoutDetection", {"use_layout_detection": True}), ("SealOCR", {})),
-    "table_recognition_v2": (("DocPreprocessor", {"use_doc_preprocessor": True}),
-                             ("LayoutDetection", {"use_layout_detection": True}),
-                             ("TableClassification", {}), ("WiredTableStructureRecognition", {}),
-                             ("WirelessTableStructureRecognition", {}), ("WiredTableCellsDetection", {}),
-                             ("WirelessTableCellsDetection", {}), ("GeneralOCR", {"use_ocr_model": True})),
-    "formula_recognition": (("DocPreprocessor", {"use_doc_preprocessor": True}),
-                            ("LayoutDetection", {"use_layout_detection": True}), ("FormulaRecognition", {})),
-    "doc_understanding": (("DocUnderstanding", {}),),
-}
-
-
-class _UnknownConfig(Exception):
-    """A config the walk cannot follow as PaddleX would."""
-
-
-def needed_modules(config: dict, path: ConfigPath = ()) -> list[tuple[str, ConfigPath]]:
-    """(model name, place in the config) of each official model that building the
-    pipeline of `config`, a PaddleX pipeline config, fetches from the model cache, in
-    build order. _UnknownConfig when a (sub-)pipeline's rules are not known."""
-    rules = _BUILDS.get(config.get("pipeline_name"))
-    if rules is None:
-        raise _UnknownConfig(config.get("pipeline_name"))
-    found: list[tuple[str, ConfigPath]] = []
-    for entry, flags in rules:
-        if flags and not any(config.get(flag, default) for flag, default in flags.items()):
-            continue  # disabled: PaddleX does not create it
-        section, child = _sub_entry(config, entry)
-        if not isinstance(child, dict):
-            raise _UnknownConfig(entry)  # PaddleX would fail on it with a config error
-        if "pipeline_name" in child:
-            found += needed_modules(child, path + (section, entry))
-        elif child.get("model_dir") is None and not child.get("genai_config"):
-            # a model_dir is loaded from there; a genai_config model may be served remotely
-            if not isinstance(child.get("model_name"), str):
-                raise _UnknownConfig(entry)
-            found.append((child["model_name"], path + (section, entry)))
-    return found
-
-
-def _sub_entry(config: dict, entry: str) -> tuple[str, Any]:
-    for section in ("SubPipelines", "SubModules"):
-        child = (config.get(section) or {}).get(entry)
-        if child is not None:
-            return section, child
-    return "SubModules", None
 
 
 def missing_modules(config: dict, cache: Path | None = None) -> list[tuple[str, list[ConfigPath]]]:

@@ -1,10 +1,11 @@
 """Shipping the driver's models to actors on nodes that cannot download them.
 
 Worker nodes of an air-gapped cluster have no network and no shared disk. The driver
-packs the models a run names (``--param *_model_dir=DIR`` folders, and official
-models named by ``*_model_name`` params or ``model_name:`` entries of the pipeline
-config that are in the driver's PaddleX cache) into one object; each actor unpacks it
-into its node's cache before building its pipeline. Plain data, no Ray here.
+packs the models a run may load (``--param *_model_dir=DIR`` folders, and the official
+models in the driver's PaddleX cache that the pipeline's configuration needs, whether
+named by ``*_model_name`` params, a ``--pipeline_config`` or PaddleX's defaults) into one
+object; each actor unpacks it into its node's cache before building its pipeline. Plain
+data, no Ray here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
 
 from ray_ocr.models.model_cache import official_models_dir, paddlex_cache_dir, publish_dir
 
@@ -51,26 +51,20 @@ def _read_dir(folder: Path) -> dict[str, bytes]:
     }
 
 
-def _config_model_names(config: Any) -> Iterator[str]:
-    if isinstance(config, dict):
-        for key, value in config.items():
-            if key == "model_name" and isinstance(value, str):
-                yield value
-            else:
-                yield from _config_model_names(value)
-    elif isinstance(config, list):
-        for item in config:
-            yield from _config_model_names(item)
+def collect_bundle(spec) -> ModelBundle:
+    """Read from the driver's disk the models a run of `spec` (a RunnerSpec) may load:
+    its ``*_model_dir`` folders, and the official models in the driver's cache that its
+    pipeline's configuration needs (models_to_ship), named or PaddleX's defaults."""
+    from ray_ocr.models.pipeline_config import models_to_ship
+    from ray_ocr.models.runner import build_config
 
-
-def collect_bundle(params: dict[str, Any], paddlex_config: dict | None = None) -> ModelBundle:
-    """Read the models this run names from the driver's disk."""
+    params = dict(spec.init_params)
     bundle = ModelBundle()
     for key, value in params.items():
         if key.endswith("_model_dir") and isinstance(value, str) and os.path.isdir(os.path.expanduser(value)):
             bundle.dirs[key] = _read_dir(Path(os.path.expanduser(value)))
     names = {v for k, v in params.items() if k.endswith("_model_name") and isinstance(v, str)}
-    names |= set(_config_model_names(paddlex_config or {}))
+    names.update(models_to_ship(build_config(spec) or {}))
     for name in sorted(names):
         folder = official_models_dir() / name
         if folder.is_dir():

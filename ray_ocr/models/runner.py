@@ -120,6 +120,27 @@ def build_pipeline(spec: RunnerSpec):
             raise
 
 
+def build_config(spec: RunnerSpec) -> dict | None:
+    """The PaddleX config `spec`'s pipeline is built from, computed without building it:
+    by PaddleOCR's own constructor (models by language and version, the use_* flags,
+    the user's --pipeline_config), with the one step that loads models left out. For a
+    class that is not a PaddleOCR pipeline, or a constructor that fails (the actors
+    will report why), the user's --pipeline_config, if any."""
+    try:
+        cls = spec.pipeline.load()
+        if not hasattr(cls, "_create_paddlex_pipeline"):
+            return spec.paddlex_config
+
+        class ConfigOnly(cls):
+            def _create_paddlex_pipeline(self):
+                return None
+
+        return ConfigOnly(**spec.constructor_kwargs())._merged_paddlex_config
+    except Exception as exc:  # noqa: BLE001 - building it in the actors says what is wrong
+        logger.debug("no PaddleX config for %s: %s", spec.pipeline.display_name, first_line(exc))
+        return spec.paddlex_config
+
+
 def _save_offline(saver, folder: str, kind: str) -> None:
     """Run a result's saver; a font PaddleX could not fetch fails with the fix."""
     try:

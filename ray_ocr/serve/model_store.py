@@ -41,7 +41,7 @@ def ship_models(runner) -> str | None:
 
     from ray_ocr.models.model_bundle import collect_bundle
 
-    bundle = collect_bundle(dict(runner.init_params), runner.paddlex_config)
+    bundle = collect_bundle(runner)
     if not bundle:
         return None
     name = NAME_PREFIX + bundle.digest()

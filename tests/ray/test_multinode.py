@@ -90,3 +90,40 @@ def test_document_pipeline_models_given_by_folder_are_shipped_to_every_worker(tw
         shipped = {yaml.safe_load((d / "inference.yml").read_text())["Global"]["model_name"]
                    for d in (cache / "ray_ocr_model_dirs").iterdir()}
         assert shipped == wanted == {"PP-LCNet_x1_0_doc_ori", "UVDoc", "PP-DocLayout-L"}
+
+
+def test_models_of_the_default_configuration_are_shipped_unnamed(two_gpu_workers, tmp_path, monkeypatch):
+    """SealRecognition with PaddleX's default orientation, unwarping and layout models
+    (stand-ins under those names), in the driver's cache only and named nowhere in the
+    run: the driver ships what the configuration needs, and each worker, its cache
+    empty of them, builds and reads the seal."""
+    import shutil
+
+    import paddleocr  # noqa: F401 - PaddleX fixes its cache folder when first imported: before the env changes
+
+    from ray_ocr.models.model_cache import seed_bundled_models
+    from ray_ocr.testing.standin_models import build_pipeline_models
+
+    _, workers, caches = two_gpu_workers
+    params = build_pipeline_models("SealRecognition", tmp_path / "models",
+                                   layout_boxes=[("seal", (0.05, 0.05, 0.95, 0.95), 0.9)])
+    defaults = {params[k]: params[k.replace("_name", "_dir")] for k in params
+                if k.endswith("_model_name") and k.replace("_name", "_dir") in params}
+    assert set(defaults) == {"PP-LCNet_x1_0_doc_ori", "UVDoc", "PP-DocLayout-L"}  # PaddleX's defaults
+    monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "driver_cache"))
+    seed_bundled_models()
+    for name, folder in defaults.items():
+        shutil.copytree(folder, tmp_path / "driver_cache" / "official_models" / name)
+    for cache in caches:
+        assert not any((cache / "official_models" / name).exists() for name in defaults)
+    summary = ray_ocr.run_batch(
+        "SealRecognition", str(copy_docs(tmp_path / "in", ["seal.png"])), str(tmp_path / "out"), device="cpu",
+        pipeline_params={"seal_text_detection_model_name": "PP-OCRv5_mobile_det",  # the bundled ones
+                         "text_recognition_model_name": "PP-OCRv5_mobile_rec"}, progress_interval=-1)
+    assert summary.exit_code == 0 and summary.succeeded == 1
+    seal = json.loads((tmp_path / "out" / "seal.json").read_text(encoding="utf-8"))
+    assert "发票专用章" in [t for s in seal["seal_res_list"] for t in s["rec_texts"]]
+    assert {a["node"] for a in summary.actors.values()} <= {w.node_id for w in workers}
+    for cache in caches:  # unpacked under PaddleX's names, where it looks for its defaults
+        for name in defaults:
+            assert (cache / "official_models" / name / "inference.pdiparams").is_file()

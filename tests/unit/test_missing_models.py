@@ -3,6 +3,7 @@ PaddleX pipeline config, by hand-made configs and PaddleX's own YAMLs read as pl
 YAML (no PaddleX import); the message. The real build: tests/e2e/test_missing_models.py."""
 
 from ray_ocr.models import missing
+from ray_ocr.models.pipeline_config import needed_modules
 
 
 def _names(modules) -> list[str]:
@@ -55,7 +56,7 @@ def test_walk_skips_model_dirs_and_cached_models(tmp_path, monkeypatch):
     config = _ocr()
     config["SubModules"]["TextDetection"]["model_dir"] = str(tmp_path / "my_det")
     assert _names(missing.missing_modules(config)) == ["DocOri", "Unwarp"]
-    assert _names(missing.needed_modules(config)) == ["DocOri", "Unwarp", "LineOri", "Rec"]
+    assert _names(needed_modules(config)) == ["DocOri", "Unwarp", "LineOri", "Rec"]
 
 
 def test_walk_follows_paddlex_own_pp_structurev3_rules(tmp_path, monkeypatch):

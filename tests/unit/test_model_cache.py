@@ -24,6 +24,8 @@ def test_seeding_copies_once_and_completely(tmp_path, monkeypatch):
 
 def test_bundle_ships_named_models_and_model_dirs(tmp_path, monkeypatch):
     from ray_ocr.models.model_bundle import collect_bundle, install_bundle
+    from ray_ocr.models.runner import RunnerSpec
+    from ray_ocr.pipelines import resolve_pipeline
 
     driver_cache = tmp_path / "driver"
     monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(driver_cache))
@@ -32,11 +34,12 @@ def test_bundle_ships_named_models_and_model_dirs(tmp_path, monkeypatch):
     (own_model / "sub").mkdir(parents=True)
     (own_model / "inference.yml").write_text("x: 1")
     (own_model / "sub" / "weights.bin").write_bytes(b"\0\1")
-    bundle = collect_bundle(
-        {"text_detection_model_name": "PP-OCRv5_mobile_det", "text_recognition_model_dir": str(own_model),
-         "text_recognition_model_name": "NotCachedHere"},
-        paddlex_config={"SubModules": {"X": {"model_name": "PP-OCRv5_mobile_rec"}}},
-    )
+    params = {"text_detection_model_name": "PP-OCRv5_mobile_det", "text_recognition_model_dir": str(own_model),
+              "text_recognition_model_name": "NotCachedHere"}
+    bundle = collect_bundle(RunnerSpec(  # a class that is not PaddleOCR's: its --pipeline_config's models
+        pipeline=resolve_pipeline("ray_ocr.testing.standin:SchedulingTestPipeline"),
+        init_params=tuple(params.items()),
+        paddlex_config={"SubModules": {"X": {"model_name": "PP-OCRv5_mobile_rec"}}}))
     assert set(bundle.official) == {"PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"}
     assert set(bundle.dirs) == {"text_recognition_model_dir"}
 
