@@ -110,7 +110,8 @@ def start_ray(start, attempts: int = 2):
     processes did not come up within Ray's own wait. Late in a full run, in a pytest
     process that many in-process tests have filled with threads, a freshly spawned GCS
     or raylet sometimes never starts (3 of 5 full runs on 2026-12-01, always preceded by
-    gRPC's "skipping fork() handlers"); any other error is raised at once."""
+    gRPC's "skipping fork() handlers", and by Serve run in-process: conftest now runs
+    those modules last); any other error is raised at once."""
     import ray
 
     for attempt in range(1, attempts + 1):

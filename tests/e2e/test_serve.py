@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS
 from tests.helpers import free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.serve_in_process, pytest.mark.timeout(600)]
 
 DOCS = REALDOCS / "paddleocr"
 PARITY_IMAGES = ["11.jpg", "1.jpg", "textline.png"]

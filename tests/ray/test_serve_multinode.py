@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS
 from tests.helpers import free_port, start_ray
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.ray, pytest.mark.serve_in_process, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import free_port
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.ray, pytest.mark.serve_in_process, pytest.mark.timeout(300)]
 
 HOLD_S = 2.0
 POLL_S = 60.0
