@@ -56,16 +56,19 @@ def filesystem(port: int):
 
 
 class FaultyProxy(ThreadingHTTPServer):
-    """Forwards every request to the S3 server at `upstream`, except that a PUT whose
-    path contains a key of `fail` gets a 503 SlowDown that many times (-1: always),
-    and one whose path contains `hold` waits until `release` is set (`held` is set when
-    it arrives) and is dropped if its client died meanwhile."""
+    """Forwards every request to the S3 server at `upstream`, except that a PUT (or a
+    request of another of `methods`) whose path contains a key of `fail` gets a 503
+    SlowDown that many times (-1: always), and one whose path contains `hold` waits
+    until `release` is set (`held` is set when it arrives) and is dropped if its client
+    died meanwhile."""
 
     daemon_threads = True
 
-    def __init__(self, upstream: int, fail: dict[str, int] | None = None, hold: str | None = None):
+    def __init__(self, upstream: int, fail: dict[str, int] | None = None, hold: str | None = None,
+                 methods: tuple[str, ...] = ("PUT",)):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream = upstream
+        self.methods = methods
         self.fail = dict(fail or {})
         self.hold = hold
         self.held, self.release = threading.Event(), threading.Event()
@@ -126,13 +129,15 @@ class _Handler(BaseHTTPRequestHandler):
             proxy.release.wait(120)
             if self._client_gone():
                 return  # the writer died mid-request: like a cut connection, nothing is stored
-        if self.command == "PUT" and proxy._failing(self.path):
+        if self.command in proxy.methods and proxy._failing(self.path):
             reply = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
             self.send_response(503)
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
-            self.wfile.write(reply)
-            proxy.puts.append((self.path, 503))
+            if self.command != "HEAD":  # a HEAD answer has no body
+                self.wfile.write(reply)
+            if self.command == "PUT":
+                proxy.puts.append((self.path, 503))
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "content-length")}
         headers["Content-Length"] = str(len(body))

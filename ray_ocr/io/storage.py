@@ -25,6 +25,7 @@ from pathlib import PurePosixPath
 from typing import Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+from ray_ocr.errors import SetupError, first_line
 from ray_ocr.io.outputs import atomic_write_bytes, safe_join
 
 
@@ -180,18 +181,38 @@ class UriFolder:
 
     def pull_state(self, names: Iterable[str]) -> None:
         """Resume from the state stored beside the outputs (a stale local copy of a
-        file the URI no longer has is removed)."""
+        file the URI no longer has is removed), once the URI is known to take writes.
+        Only "not found" means no earlier run: on any other error the run stops, as
+        going on without the manifest would redo finished work, then overwrite the
+        record of it."""
+        self._check_writable()
         os.makedirs(self.state_dir, exist_ok=True)
         for name in names:
             try:
                 data = self.read(name)
-            except OSError:  # FileNotFoundError included
+            except FileNotFoundError:
                 data = None
+            except OSError as exc:
+                raise SetupError(f"--output_dir {self.display_root}: cannot read its {name} ({first_line(exc)}); "
+                                 "stopped so as not to redo finished work and overwrite its record") from None
             path = os.path.join(self.state_dir, name)
             if data is not None:
                 atomic_write_bytes(path, data)
             elif os.path.exists(path):
                 os.unlink(path)
+
+    def _check_writable(self) -> None:
+        """One empty object written and removed, before Ray starts: a missing bucket, a
+        wrong endpoint or missing rights show now, not after every file's OCR."""
+        probe = "ray_ocr_write_check"
+        try:
+            self.write(probe, b"")
+            fs, _ = self._fs_root
+            fs.delete_file(self._path(probe))
+        except FileNotFoundError:
+            pass  # another run on this folder removed it first
+        except OSError as exc:
+            raise SetupError(f"--output_dir {self.display_root}: cannot write there ({first_line(exc)})") from None
 
     def push_state(self, names: Iterable[str]) -> None:
         for name in names:

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import MOBILE_OCR_PARAMS, REALDOCS, cli_params
-from tests.s3server import CREDENTIALS, moto_server, query
+from tests.s3server import CREDENTIALS, FaultyProxy, moto_server, query
 
 pytestmark = pytest.mark.e2e
 
@@ -18,6 +18,11 @@ pytestmark = pytest.mark.e2e
 def s3_server():
     with moto_server() as port:
         yield query(port)
+
+
+@pytest.fixture(scope="module")
+def s3_port(s3_server):
+    return int(s3_server.split("endpoint_override=127.0.0.1:")[1].split("&")[0])
 
 
 def s3(query, path=""):
@@ -65,3 +70,46 @@ def test_a_bad_uri_is_a_usage_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ray_ocr.run", "--pipeline", "OCR",
                            "--input_dir", "nosuchscheme://bucket/x"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--input_dir" in proc.stderr
+
+
+def _run_to(output_uri: str, inputs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ray_ocr.run", "--pipeline", "OCR", "--device", "cpu",
+                           "--input_dir", str(inputs), "--output_dir", output_uri, *cli_params(MOBILE_OCR_PARAMS)],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, **CREDENTIALS))
+
+
+def test_an_output_bucket_that_cannot_be_written_stops_the_run_before_any_work(s3_server, tmp_path):
+    """A missing bucket: one line and exit 2 before Ray starts, not every file's OCR
+    and then a failed write for each."""
+    from tests.conftest import copy_docs
+
+    proc = _run_to(f"s3://nosuchbucket/results?{s3_server}", copy_docs(tmp_path / "in", ["word_ch_1.jpg"]))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and "s3://nosuchbucket/results: cannot write there" in proc.stderr
+    assert "Ray" not in proc.stdout + proc.stderr  # stopped before Ray started
+
+
+def test_a_manifest_that_cannot_be_read_stops_the_run_and_is_kept(s3_server, s3_port, tmp_path, monkeypatch):
+    """Reading the stored manifest fails (503, not "not found"): the run stops with one
+    line instead of taking it for a first run, redoing finished files and then
+    overwriting the manifest with only its own records."""
+    import pyarrow.fs
+
+    from tests.conftest import copy_docs
+
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    fs, _ = s3(s3_server)
+    fs.create_dir("ocrtest")
+    earlier = b'{"key": "word_ch_1.jpg", "outputs": ["word_ch_1.json"]}\n'
+    with fs.open_output_stream("ocrtest/kept/ray_ocr_manifest.jsonl") as stream:
+        stream.write(earlier)
+    with FaultyProxy(s3_port, fail={"ray_ocr_manifest.jsonl": -1}, methods=("HEAD", "GET")) as proxy:
+        uri = f"s3://ocrtest/kept?{query(proxy.port)}"
+        proc = _run_to(uri, copy_docs(tmp_path / "in", ["word_ch_1.jpg"]))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and "cannot read its ray_ocr_manifest.jsonl" in proc.stderr
+    with fs.open_input_stream("ocrtest/kept/ray_ocr_manifest.jsonl") as stream:
+        assert stream.read() == earlier
+    written = fs.get_file_info(pyarrow.fs.FileSelector("ocrtest/kept", recursive=True))
+    assert [info.path for info in written] == ["ocrtest/kept/ray_ocr_manifest.jsonl"]  # no OCR, no result
