@@ -99,7 +99,8 @@ def parse_save(save: str | tuple[str, ...] | None, pipeline: PipelineRef) -> tup
     kinds = []
     for item in (i.strip().lower() for i in items):
         if item not in SAVE_KINDS:
-            raise UsageError(f"--save {item!r}: expected a comma list of {', '.join(SAVE_KINDS)}")
+            raise UsageError(f"--save {item!r}: expected a comma list of "
+                             f"{', '.join(k for k in SAVE_KINDS if k != 'json')} (the JSON is always written)")
         if item != "json" and item not in kinds:
             kinds.append(item)
     if "markdown" in kinds and pipeline.is_paddleocr and pipeline.class_name not in MARKDOWN_PIPELINES:
@@ -468,7 +469,7 @@ class RunConfig(PredictConfig):
            "(0: never)", check=at_least(0, " (0: never recycle)"))
     max_actor_memory_mb: float = option(
         0, "restart an actor's process once its resident memory exceeds this (0: never)",
-        check=at_least(0, " (0: never recycle)"))
+        check=at_least(0, " (0: never recycle)"), metavar="MB")
     progress_interval: float = option(
         30.0, "when stderr is not a terminal, a progress line every this many seconds (-1: none). On a "
               "terminal: a progress bar")

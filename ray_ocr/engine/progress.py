@@ -28,12 +28,17 @@ class Progress:
         self.stream = stream or sys.stderr
         self.started = self._last_line = time.monotonic()
         self.enabled = enabled and total_files != 0
-        self._bar = None
+        self._bar = self._logs_above_bar = None
         if self.enabled and self.stream.isatty():
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
             self._bar = tqdm(total=total_files, unit="file", file=self.stream, dynamic_ncols=True,
                              desc="ray_ocr", smoothing=0.1)
+            # A log line (a failed file) printed as is would be glued to the bar's line;
+            # through tqdm it goes above the bar, which is drawn again below it.
+            self._logs_above_bar = logging_redirect_tqdm(tqdm_class=tqdm)
+            self._logs_above_bar.__enter__()
 
     def set_total(self, total_files: int) -> None:
         self.total = total_files
@@ -72,5 +77,6 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
+            self._logs_above_bar.__exit__(None, None, None)
             self._bar.close()
             self._bar = None

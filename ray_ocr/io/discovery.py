@@ -103,6 +103,11 @@ def walk(pattern: str, list_dir: Callable[[str, Callable[[str], bool]], Listing 
             yield files
         if max_depth is None or (rel_dir.count("/") + 1 if rel_dir else 0) < max_depth:
             stack.extend(sorted(subdirs, reverse=True))
+        elif max_depth == 0 and subdirs:  # a run that silently did a tenth of an archive
+            logger.info("%d sub-folder(s) of the input folder not searched (%s): --input_glob_pattern %r "
+                        "matches files directly in it only; '**/%s' searches sub-folders too",
+                        len(subdirs), ", ".join(subdirs[:3]) + (", ..." if len(subdirs) > 3 else ""),
+                        pattern, pattern)
 
 
 def iter_input_folders(

@@ -123,3 +123,20 @@ def test_a_name_that_is_not_utf8_becomes_a_list_failure_naming_it(tmp_path):
     assert reader.read(Task("old_caf\\xe9.png")).data == b"real"
     assert reader.read(Task("café.png")).data == b"x"
 
+
+
+def test_a_pattern_for_the_top_folder_names_the_sub_folders_it_leaves(tmp_path, caplog):
+    """`*` (the default) does not enter sub-folders: one line says which it left, so an
+    archive of sub-folders is not silently a tenth done; `**/*` enters them, no line."""
+    for rel in ("a.png", "scans/b.png", "more/c.pdf", ".hidden/d.png"):
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    with caplog.at_level("INFO", logger="ray_ocr.io.discovery"):
+        assert list_inputs(tmp_path, "*") == ["a.png"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "2 sub-folder(s) of the input folder not searched (more, scans): --input_glob_pattern '*' matches "
+        "files directly in it only; '**/*' searches sub-folders too"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ray_ocr.io.discovery"):
+        assert list_inputs(tmp_path, "**/*") == ["a.png", "more/c.pdf", "scans/b.png"]
+    assert caplog.records == []
