@@ -12,6 +12,7 @@ Each job has its own home; the driver wires them together:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import gc
 import logging
@@ -137,6 +138,7 @@ class Driver:
         self.progress = Progress(self.plan.todo_total, interval=cfg.progress_interval,
                                  enabled=cfg.progress_interval >= 0)
         self.plan.on_total = self.progress.set_total
+        self.reader.on_page_count = self.progress.expect
         self.metrics = start_metrics(cfg.pipeline.display_name)
         with StopFlag() as stop:
             dispatcher = BatchDispatcher(
@@ -189,9 +191,10 @@ class Driver:
         summary = self.summary
         failed_before, pages_before = summary.failed, summary.pages
         results = [r for r in results if r.key in self.plan.bases]  # else recorded already
-        finished = []
+        finished, pages_by_key = [], collections.Counter()
         for result, outputs in self.writer.write(results):
             summary.pages += len(result.pages)
+            pages_by_key[result.key] += len(result.pages)
             if self.documents is not None:
                 self.documents.add(result)
             tries = self.attempts.get(result.task, 1) if self.attempts else 1  # (most inputs: none retried)
@@ -203,7 +206,8 @@ class Driver:
             self.metrics.record_files(finished, worker.node_id if worker else None,
                                       pages=summary.pages - pages_before)
         if self.progress is not None:
-            self.progress.update(len(finished), summary.pages - pages_before, summary.failed - failed_before)
+            page_counts = {r.key: r.page_count or len(r.pages) for r in finished}
+            self.progress.update(pages_by_key, page_counts, summary.failed - failed_before)
 
     def _record_input(self, result: FileResult, outputs: list[str], attempts: int,
                       worker: WorkerInfo | None) -> FileResult:

@@ -1,8 +1,16 @@
 """Progress of a run: a tqdm bar on a terminal, a plain line every N seconds in logs
-(``ray job logs``, CI), with files and pages done, files/s, ETA and failures."""
+(``ray job logs``, CI), with files and pages done, the rates, ETA and failures.
+
+The ETA counts pages, not files: one 300-page PDF among images is most of a run's
+work. The pages still to do are those of the inputs read and not finished (a PDF's
+page count is known once the driver reads it) plus, for each input not read yet, as
+many as the typical (median) finished input had: an image is one page, and the median
+is not pulled up by the one long PDF.
+"""
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 import time
@@ -17,6 +25,41 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+class PageEstimate:
+    """The pages a run has left, as it learns page counts."""
+
+    def __init__(self):
+        self.expected: dict[str, int] = {}  # inputs read, not finished: their page count
+        self.done_of: collections.Counter = collections.Counter()  # pages done of those
+        self.finished_sizes: collections.Counter = collections.Counter()  # pages of a finished input -> inputs
+
+    def expect(self, key: str, pages: int) -> None:
+        self.expected[key] = pages
+
+    def done(self, pages_by_key: dict[str, int], finished: dict[str, int]) -> None:
+        for key, pages in pages_by_key.items():
+            if key in self.expected:
+                self.done_of[key] += pages
+        for key, pages in finished.items():
+            self.expected.pop(key, None)
+            self.done_of.pop(key, None)
+            self.finished_sizes[pages] += 1
+
+    def typical(self) -> int:
+        """The median pages of a finished input (at least 1; 1 before any finished)."""
+        half, seen = sum(self.finished_sizes.values()) / 2, 0
+        for pages in sorted(self.finished_sizes):
+            seen += self.finished_sizes[pages]
+            if seen >= half:
+                return max(1, pages)
+        return 1
+
+    def left(self, inputs_left: int) -> int:
+        """Pages left when `inputs_left` inputs are not finished."""
+        in_flight = sum(max(0, pages - self.done_of[key]) for key, pages in self.expected.items())
+        return in_flight + max(0, inputs_left - len(self.expected)) * self.typical()
+
+
 class Progress:
     """`total_files` may be None while discovery is still walking the input folders;
     ``set_total`` gives it once known (until then no percentage and no ETA)."""
@@ -24,6 +67,7 @@ class Progress:
     def __init__(self, total_files: int | None, *, interval: float = 30.0, stream=None, enabled: bool = True):
         self.total = total_files
         self.files = self.pages = self.failed = 0
+        self.estimate = PageEstimate()
         self.interval = interval
         self.stream = stream or sys.stderr
         self.started = self._last_line = time.monotonic()
@@ -33,7 +77,7 @@ class Progress:
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 
-            self._bar = tqdm(total=total_files, unit="file", file=self.stream, dynamic_ncols=True,
+            self._bar = tqdm(total=None, unit="page", file=self.stream, dynamic_ncols=True,
                              desc="ray_ocr", smoothing=0.1)
             # A log line (a failed file) printed as is would be glued to the bar's line;
             # through tqdm it goes above the bar, which is drawn again below it.
@@ -42,29 +86,48 @@ class Progress:
 
     def set_total(self, total_files: int) -> None:
         self.total = total_files
-        if self._bar is not None:
-            self._bar.total = total_files
-            self._bar.refresh()
+        self._redraw()
 
-    def update(self, files: int, pages: int, failed: int) -> None:
-        self.files += files
-        self.pages += pages
+    def expect(self, key: str, pages: int) -> None:
+        """The driver read `key` and knows its page count (a PDF's)."""
+        self.estimate.expect(key, pages)
+
+    def update(self, pages_by_key: dict[str, int], finished: dict[str, int], failed: int) -> None:
+        """Pages done per input (parts of a PDF included); the inputs finished, with their
+        page counts; how many of those failed."""
+        self.files += len(finished)
+        self.pages += sum(pages_by_key.values())
         self.failed += failed
+        self.estimate.done(pages_by_key, finished)
         if self._bar is not None:
-            self._bar.set_postfix(pages=self.pages, failed=self.failed, refresh=False)
-            self._bar.update(files)
+            self._bar.update(sum(pages_by_key.values()))
+            self._redraw()
         self.tick()
+
+    def pages_left(self) -> int | None:
+        return None if self.total is None else self.estimate.left(self.total - self.files)
+
+    def _redraw(self) -> None:
+        if self._bar is None:
+            return
+        left = self.pages_left()
+        self._bar.total = None if left is None else self.pages + left
+        files = f"{self.files}/{self.total if self.total is not None else '?'}"
+        self._bar.set_postfix_str(f"files={files}, failed={self.failed}", refresh=False)
+        self._bar.refresh()
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
-        rate = self.files / elapsed if elapsed > 0 else 0.0
+        file_rate, page_rate = (self.files / elapsed, self.pages / elapsed) if elapsed > 0 else (0.0, 0.0)
         if self.total is None:  # still discovering inputs
             return (f"progress: {self.files}/? files (still listing inputs), {self.pages} pages, "
-                    f"{self.failed} failed, {rate:.2f} files/s")
-        eta = _duration((self.total - self.files) / rate) if rate > 0 else "?"
+                    f"{self.failed} failed, {file_rate:.2f} files/s, {page_rate:.2f} pages/s")
+        left = self.pages_left()
+        eta = _duration(left / page_rate) if page_rate > 0 else "?"
         percent = 100.0 * self.files / self.total if self.total else 100.0
-        return (f"progress: {self.files}/{self.total} files ({percent:.0f}%), {self.pages} pages, "
-                f"{self.failed} failed, {rate:.2f} files/s, ETA {eta}")
+        return (f"progress: {self.files}/{self.total} files ({percent:.0f}%), {self.pages} pages "
+                f"(~{left} left), {self.failed} failed, {file_rate:.2f} files/s, {page_rate:.2f} pages/s, "
+                f"ETA {eta}")
 
     def tick(self) -> None:
         """In logs, one line every `interval` seconds (a bar on a terminal needs none)."""

@@ -37,6 +37,7 @@ class InputReader:
         self.pdf_password = pdf_password
         self.splits: dict[str, SplitDocument] = {}  # long PDFs whose parts are out
         self.actors_on_this_machine = False  # set by the driver once Ray is up: they share its disk
+        self.on_page_count = None  # called (key, pages) with each PDF's page count it reads: for the ETA
 
     def read(self, task: Task) -> InputItem | FileResult | list[InputItem]:
         """The item for `task`, a read failure, or a long PDF's parts."""
@@ -56,6 +57,8 @@ class InputReader:
         except OSError as exc:
             return read_failure(key, exc)
         count, parts = pdf_parts(key, data, self.pages_per_task, self.pdf_password)
+        if count and self.on_page_count is not None:
+            self.on_page_count(key, count)
         if not parts:
             return InputItem(key, path, data, output_base=base)
         return self._split(key, path, data, count, parts, base)

@@ -1,20 +1,53 @@
-"""Progress lines while the inputs are still being discovered, and once they are known."""
+"""Progress lines while the inputs are still being discovered, and once they are known;
+the ETA's page estimate (ray_ocr/engine/progress.py)."""
 
 import io
 
-from ray_ocr.engine.progress import Progress
+from ray_ocr.engine.progress import PageEstimate, Progress
 
 
 def test_unknown_total_until_discovery_ends():
     progress = Progress(None, interval=0, stream=io.StringIO())
-    progress.update(3, 5, 1)
+    progress.update({"a.png": 1, "b.pdf": 4}, {"a.png": 1, "b.pdf": 4, "c.png": 0}, 1)
     assert progress.line().startswith("progress: 3/? files (still listing inputs), 5 pages, 1 failed")
     assert "ETA" not in progress.line()
     progress.set_total(12)
     line = progress.line()
-    assert line.startswith("progress: 3/12 files (25%), 5 pages, 1 failed") and "ETA" in line
+    assert line.startswith("progress: 3/12 files (25%), 5 pages (~9 left), 1 failed") and "ETA" in line
 
 
 def test_nothing_to_do_shows_nothing():
     assert not Progress(0, stream=io.StringIO()).enabled
     assert Progress(None, stream=io.StringIO()).enabled
+
+
+def test_pages_left_follow_a_long_pdf_part_by_part():
+    """A 10-page PDF read (its count known) among images: its pages count until done,
+    part by part, while the file count stands still."""
+    progress = Progress(3, interval=0, stream=io.StringIO())
+    progress.expect("long.pdf", 10)
+    progress.update({"a.png": 1}, {"a.png": 1}, 0)
+    assert progress.pages_left() == 10 + 1  # the PDF, and one image not read yet
+    progress.update({"long.pdf": 4}, {}, 0)
+    assert progress.files == 1 and progress.pages_left() == 6 + 1
+    progress.update({"long.pdf": 6}, {"long.pdf": 10}, 0)
+    assert progress.pages_left() == 1
+
+
+def test_an_input_not_read_yet_counts_the_median_finished_input():
+    """The one long PDF does not make every image left count as a long document."""
+    estimate = PageEstimate()
+    assert estimate.left(5) == 5  # nothing finished yet: a page each
+    estimate.done({}, {"long.pdf": 300, "a.png": 1, "b.png": 1})
+    assert estimate.typical() == 1 and estimate.left(4) == 4
+    estimate.done({}, {"c.pdf": 20, "d.pdf": 20, "e.pdf": 30})
+    assert estimate.typical() == 20
+
+
+def test_a_failed_input_takes_its_pages_left_with_it():
+    estimate = PageEstimate()
+    estimate.expect("bad.pdf", 50)
+    estimate.done({"bad.pdf": 10}, {})
+    assert estimate.left(1) == 40
+    estimate.done({}, {"bad.pdf": 50})  # failed after 10 pages: nothing of it is left
+    assert estimate.left(0) == 0 and estimate.expected == {} and not estimate.done_of
