@@ -183,5 +183,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  failed: {failure.one_line()}")
     if summary.interrupted:
         print("ray_ocr: stopped early; run the same command again to finish the rest "
-              "(finished inputs are skipped)", file=sys.stderr)
+              "(finished inputs and the parts done of long PDFs are skipped)", file=sys.stderr)
     return summary.exit_code

@@ -21,7 +21,7 @@ import time
 from typing import Iterator
 
 from ray_ocr.config import RunConfig
-from ray_ocr.engine.manifest import FAILURES_NAME, MANIFEST_NAME, RUNS_NAME, RunManifest
+from ray_ocr.engine.manifest import FAILURES_NAME, MANIFEST_NAME, PARTS_NAME, RUNS_NAME, RunManifest
 from ray_ocr.engine.reading import InputReader
 from ray_ocr.engine.resume import InputPlan
 from ray_ocr.engine.signals import StopFlag
@@ -36,7 +36,7 @@ from ray_ocr.records import BatchResult, FileResult, WorkerInfo
 
 logger = logging.getLogger(__name__)
 
-_STATE_FILES = (MANIFEST_NAME, RUNS_NAME, FAILURES_NAME, SUMMARY_NAME, "report.html")
+_STATE_FILES = (MANIFEST_NAME, PARTS_NAME, RUNS_NAME, FAILURES_NAME, SUMMARY_NAME, "report.html")
 STATE_PUSH_SECONDS = 60  # a killed driver loses at most this much of a URI output's records
 
 
@@ -71,7 +71,7 @@ class Driver:
         """The keys to run, lazily. Discovery runs up to the first key to run before this
         returns, so a run with no input fails, and one with nothing left to do ends,
         before Ray starts."""
-        self.outputs.pull_state((MANIFEST_NAME, RUNS_NAME, FAILURES_NAME))
+        self.outputs.pull_state((MANIFEST_NAME, PARTS_NAME, RUNS_NAME, FAILURES_NAME))
         keys = self.plan.keys()
         first = next(keys, None)
         if first is None:
@@ -139,6 +139,7 @@ class Driver:
                                  enabled=cfg.progress_interval >= 0)
         self.plan.on_total = self.progress.set_total
         self.reader.on_page_count = self.progress.expect
+        self.reader.done_parts = self.plan.done_parts
         self.metrics = start_metrics(cfg.pipeline.display_name)
         with StopFlag() as stop:
             dispatcher = BatchDispatcher(
@@ -195,6 +196,8 @@ class Driver:
         for result, outputs in self.writer.write(results):
             summary.pages += len(result.pages)
             pages_by_key[result.key] += len(result.pages)
+            if result.page_range is not None and result.ok and outputs:
+                self.manifest.record_part(result, outputs)  # a rerun need not run its pages again
             if self.documents is not None:
                 self.documents.add(result)
             tries = self.attempts.get(result.task, 1) if self.attempts else 1  # (most inputs: none retried)

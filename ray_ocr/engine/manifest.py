@@ -5,6 +5,11 @@ per finished input. The last record of a key wins. A rerun skips an input whose 
 record is "done" and whose every listed output file still exists. A driver killed
 mid-append leaves at most one torn last line, which is ignored.
 
+A long PDF run in page-range parts also gets a record per part done, in
+``ray_ocr_parts.jsonl`` beside it (so the manifest keeps one record per input): a rerun
+of a PDF not finished runs only the pages no part record (with its outputs still
+there) covers. The input's own record stays what says it is finished.
+
 Each record carries the id of the settings that made it (pipeline, parameters), and
 ``ray_ocr_run.jsonl`` has a line per run with its settings and their id: a rerun with
 another pipeline or other parameters would skip results it did not make, so the driver
@@ -16,13 +21,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from ray_ocr.records import Failure, FileResult, WorkerInfo
 
 MANIFEST_NAME = "ray_ocr_manifest.jsonl"
 FAILURES_NAME = "failures.jsonl"
 RUNS_NAME = "ray_ocr_run.jsonl"
+PARTS_NAME = "ray_ocr_parts.jsonl"
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(x, ensure_ascii=False), built once
 _STR = json.encoder.encode_basestring  # a str as that writes it (the C function itself)
@@ -50,10 +56,11 @@ class RunManifest:
         self.path = os.path.join(output_dir, MANIFEST_NAME)
         self.failures_path = os.path.join(output_dir, FAILURES_NAME)
         self.runs_path = os.path.join(output_dir, RUNS_NAME)
+        self.parts_path = os.path.join(output_dir, PARTS_NAME)
         self.settings_id: str | None = None  # of this run, once started
         self.failures_recorded = 0  # by this run
         self._worker_json: dict = {}  # (actor, node) -> the record's fields naming them
-        self._handle = None
+        self._handle = self._parts_handle = None
 
     def settings_changes(self, settings: dict, finished_ids: set) -> list[str]:
         """How `settings` differ from those that made finished results (``finished_ids``:
@@ -93,12 +100,19 @@ class RunManifest:
                 latest[record["key"]] = value(record)
         return {key: v for key, v in latest.items() if v is not None}
 
-    def finished_outputs(self) -> tuple[dict[str, list[str]], set]:
-        """({key: its outputs}, the settings ids that made them) for inputs whose latest
-        record is done: what a rerun may skip."""
+    def finished_outputs(self) -> tuple[dict[str, list[str]], set, dict[str, list[DonePart]]]:
+        """What a rerun may skip: ({key: its outputs} for inputs whose latest record is
+        done, the settings ids that made them and the parts below, {key: its parts done}
+        for PDFs not finished)."""
         latest = self._latest(lambda r: (r["outputs"], r.get("settings"))
                               if r.get("status") == "done" and r.get("outputs") else None)
-        return {key: outputs for key, (outputs, _) in latest.items()}, {i for _, i in latest.values()}
+        parts: dict[str, list[DonePart]] = {}
+        for record in read_jsonl(self.parts_path):
+            if record.get("key") not in latest and "pages" in record:
+                parts.setdefault(record["key"], []).append(
+                    DonePart(tuple(record["pages"]), record["outputs"], record.get("settings")))
+        ids = {i for _, i in latest.values()} | {part.settings for done in parts.values() for part in done}
+        return {key: outputs for key, (outputs, _) in latest.items()}, ids, parts
 
     def __enter__(self) -> "RunManifest":
         os.makedirs(self.output_dir, exist_ok=True)
@@ -114,6 +128,9 @@ class RunManifest:
         self.sync()
         self._handle.close()
         self._handle = None
+        if self._parts_handle is not None:
+            self._parts_handle.close()
+            self._parts_handle = None
 
     def record(self, result: FileResult, outputs: list[str], attempts: int, worker: WorkerInfo | None) -> None:
         """Append the record of one input, right after its outputs are in place.
@@ -136,6 +153,18 @@ class RunManifest:
             extra["failure"] = {**asdict(result.failure), "attempts": attempts}
         self._handle.write(line + (", " + _ENCODE(extra)[1:] if extra else "}") + "\n")
 
+    def record_part(self, result: FileResult, outputs: list[str]) -> None:
+        """Append the record of one part of a split PDF that is done, right after its
+        outputs are in place (synced with the batch's records)."""
+        if self._parts_handle is None:  # opened at the first part: runs without long PDFs make no file
+            torn = _ends_mid_line(self.parts_path)
+            self._parts_handle = open(self.parts_path, "a", encoding="utf-8")
+            if torn:
+                self._parts_handle.write("\n")
+        line = {"key": result.key, "pages": list(result.page_range), "outputs": outputs,
+                "settings": self.settings_id}
+        self._parts_handle.write(_ENCODE(line) + "\n")
+
     def _worker_fields(self, worker: WorkerInfo | None) -> str:
         """'"actor": ..., "node": ..., "settings": ...' (the same for every input an actor ran)."""
         key = (worker.actor_name, worker.node_id) if worker else None
@@ -147,9 +176,10 @@ class RunManifest:
         return fields
 
     def sync(self) -> None:
-        if self._handle is not None:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+        for handle in (self._handle, self._parts_handle):
+            if handle is not None:
+                handle.flush()
+                os.fsync(handle.fileno())
 
     def write_failures(self, every_input_recorded: bool = False) -> list[dict]:
         """Rewrite failures.jsonl from the manifest: the inputs whose latest record failed.
@@ -164,6 +194,14 @@ class RunManifest:
         if failed or os.path.exists(self.failures_path):
             atomic_write_text(self.failures_path, text)
         return failed
+
+
+class DonePart(NamedTuple):
+    """A part of a split PDF an earlier run finished: its pages, their outputs."""
+
+    pages: tuple[int, ...]
+    outputs: list[str]
+    settings: str | None
 
 
 def _ends_mid_line(path: str) -> bool:

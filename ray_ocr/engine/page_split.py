@@ -3,8 +3,9 @@
 One 300-page PDF on one actor is a tail where every other actor waits. Its pages are
 cut into parts of about ``pages_per_task`` pages; each part is a task of its own, run
 by whichever actor is free. Each part's page JSONs are written as they come (page
-names do not depend on who rendered them); the input is recorded in the manifest only
-when every part is in, so a rerun redoes a half-finished PDF as a whole.
+names do not depend on who rendered them), and the part is recorded in the manifest as
+done; the input is recorded only when every part is in. A rerun of a half-finished PDF
+runs the pages no part done covers (``remaining_parts``), in parts of their own.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ray_ocr.engine.manifest import DonePart
 from ray_ocr.io.documents import pdf_page_count, sniff_kind
 from ray_ocr.records import Failure, FileResult, Task
 
@@ -37,9 +39,32 @@ def plan_parts(key: str, page_count: int, pages_per_task: int) -> list[Task]:
     document is short enough to stay one task."""
     if pages_per_task <= 0 or page_count <= pages_per_task:
         return []
-    parts = -(-page_count // pages_per_task)
-    bounds = [round(i * page_count / parts) for i in range(parts + 1)]
-    return [Task(key, tuple(range(bounds[i], bounds[i + 1]))) for i in range(parts)]
+    return [Task(key, pages) for pages in _near_equal(tuple(range(page_count)), pages_per_task)]
+
+
+def remaining_parts(key: str, page_count: int, done: list[DonePart], pages_per_task: int
+                    ) -> tuple[list[Task], list[DonePart]]:
+    """The parts for the pages of `key` that `done` (parts an earlier run finished) do
+    not cover, each run of consecutive pages cut as ``plan_parts`` cuts a document;
+    and the parts done that count (not one naming a page the document does not have:
+    another file under the same name)."""
+    kept = [part for part in done if part.pages and max(part.pages) < page_count]
+    covered = {page for part in kept for page in part.pages}
+    parts, run = [], []
+    for page in range(page_count + 1):
+        if page < page_count and page not in covered:
+            run.append(page)
+        elif run:
+            parts += [Task(key, pages) for pages in _near_equal(tuple(run), max(1, pages_per_task))]
+            run = []
+    return parts, kept
+
+
+def _near_equal(pages: tuple[int, ...], pages_per_task: int) -> list[tuple[int, ...]]:
+    """`pages` cut into near-equal pieces of at most `pages_per_task`, in order."""
+    count = -(-len(pages) // pages_per_task)
+    bounds = [round(i * len(pages) / count) for i in range(count + 1)]
+    return [pages[bounds[i]:bounds[i + 1]] for i in range(count)]
 
 
 @dataclass
@@ -58,8 +83,11 @@ class SplitDocument:
     attempts: int = 1
     seconds: float = 0.0
 
-    def expect(self, parts: list[Task]) -> None:
+    def expect(self, parts: list[Task], done: list[DonePart] = ()) -> None:
+        """The parts to wait for; `done`: parts an earlier run finished (their outputs
+        go into the input's record)."""
         self.waiting.update(parts)
+        self.outputs.update(rel for part in done for rel in part.outputs)
 
     def add(self, part: FileResult, outputs: list[str], attempts: int) -> tuple[FileResult, list[str], int] | None:
         """Take one part's outcome; once all parts are in, return the whole input's

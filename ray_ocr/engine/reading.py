@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from ray_ocr.engine.page_split import SplitDocument, pdf_parts
+from ray_ocr.engine.page_split import SplitDocument, pdf_parts, remaining_parts
 from ray_ocr.io.discovery import NOT_UTF8
 from ray_ocr.records import Failure, FileResult, InputItem, Task
 from ray_ocr.errors import first_line
@@ -37,7 +37,8 @@ class InputReader:
         self.pdf_password = pdf_password
         self.splits: dict[str, SplitDocument] = {}  # long PDFs whose parts are out
         self.actors_on_this_machine = False  # set by the driver once Ray is up: they share its disk
-        self.on_page_count = None  # called (key, pages) with each PDF's page count it reads: for the ETA
+        self.on_page_count = None  # called (key, pages to run) for each PDF it reads: for the ETA
+        self.done_parts: dict = {}  # a PDF -> its parts an earlier run finished (engine/resume.py)
 
     def read(self, task: Task) -> InputItem | FileResult | list[InputItem]:
         """The item for `task`, a read failure, or a long PDF's parts."""
@@ -57,20 +58,26 @@ class InputReader:
         except OSError as exc:
             return read_failure(key, exc)
         count, parts = pdf_parts(key, data, self.pages_per_task, self.pdf_password)
+        done = self.done_parts.pop(key, [])
+        if parts and done:
+            parts, done = remaining_parts(key, count, done, self.pages_per_task)
         if count and self.on_page_count is not None:
-            self.on_page_count(key, count)
+            self.on_page_count(key, sum(len(part.page_range) for part in parts) if parts else count)
+        if not parts and done:  # every page was done: the input's record is all that is missing
+            outputs = tuple(sorted({rel for part in done for rel in part.outputs}))
+            return FileResult(key=key, page_count=count, outputs=outputs)
         if not parts:
             return InputItem(key, path, data, output_base=base)
-        return self._split(key, path, data, count, parts, base)
+        return self._split(key, path, data, count, parts, base, done)
 
     def _split(self, key: str, path: str, data: bytes, page_count: int, parts: list[Task],
-               base: str | None) -> list[InputItem]:
+               base: str | None, done: list = ()) -> list[InputItem]:
         import ray
 
         split = self.splits.get(key)
         if split is None:  # (a path given twice to predict shares one copy)
             split = self.splits[key] = SplitDocument(key, path, ray.put(data), page_count)
-        split.expect(parts)
+        split.expect(parts, done)
         logger.debug("%s: %d pages in %d parts", key, page_count, len(parts))
         return [InputItem(key, path, split.data, part.page_range, output_base=base) for part in parts]
 

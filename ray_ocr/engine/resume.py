@@ -3,9 +3,10 @@ the resume decision (skip what an earlier run finished; refuse when other settin
 made it).
 
 An input is finished when its latest manifest record is "done" and every output that
-record lists still exists. Results made by another pipeline or other parameters are not
-skipped silently: the run is refused unless ``--resume_anyway`` (keep them) or
-``--overwrite`` (redo everything).
+record lists still exists. Of a long PDF not finished, the parts done whose outputs
+still exist are kept (``done_parts``): the reader runs only its other pages. Results made
+by another pipeline or other parameters are not skipped silently: the run is refused
+unless ``--resume_anyway`` (keep them) or ``--overwrite`` (redo everything).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Iterator
 
+from ray_ocr.engine.manifest import DonePart
 from ray_ocr.errors import UsageError
 from ray_ocr.io.outputs import BaseClaims, assign_output_bases
 
@@ -26,6 +28,8 @@ class InputPlan:
         self.manifest = manifest
         self.settings = settings
         self.bases: dict[str, str] = {}  # input key -> output base, until recorded
+        self.done_parts: dict[str, list[DonePart]] = {}  # a PDF to run -> its parts done earlier
+        self._parts_on_record: dict[str, list[DonePart]] = {}
         self.files = 0  # inputs found so far
         self.skipped = 0
         self.todo_total: int | None = None  # known once the last folder is listed
@@ -38,9 +42,11 @@ class InputPlan:
         """The keys to run, lazily, folder by folder, skipping finished ones."""
         finished: dict[str, list[str]] = {}
         if not self.config.overwrite:
-            finished, finished_ids = self.manifest.finished_outputs()
+            finished, finished_ids, self._parts_on_record = self.manifest.finished_outputs()
             self._check_settings(finished_ids)
         cfg = self.config
+        if "markdown" in getattr(cfg, "save", ()):  # a document's .md is made from every page's piece
+            self._parts_on_record = {}
         groups = self.inputs.groups(cfg.input_glob_pattern, exclude_dir=self.outputs.local_root,
                                     follow_symlinks=cfg.follow_symlinks)
         group, todo_before = next(groups, None), 0
@@ -59,15 +65,20 @@ class InputPlan:
         self.bases.update(bases)
         self.files += len(group)
         candidates = {key: finished[key] for key in group if key in finished}
-        present = (self.outputs.exists_all(rel for outs in candidates.values() for rel in outs)
-                   if candidates else set())
+        parts = {key: self._parts_on_record[key] for key in group if key in self._parts_on_record}
+        wanted = [*(rel for outs in candidates.values() for rel in outs),
+                  *(rel for done in parts.values() for part in done for rel in part.outputs)]
+        present = self.outputs.exists_all(wanted) if wanted else set()
         todo = []
         for key in group:
             outputs = candidates.get(key)
             if outputs and all(rel in present for rel in outputs):
                 self.skipped += 1
-            else:
-                todo.append(key)
+                continue
+            todo.append(key)
+            kept = [part for part in parts.get(key, ()) if all(rel in present for rel in part.outputs)]
+            if kept:
+                self.done_parts[key] = kept
         return todo
 
     def _total_known(self, total: int) -> None:

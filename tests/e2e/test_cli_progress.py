@@ -54,7 +54,7 @@ def test_a_bar_on_a_terminal(tmp_path):
     _, status = os.waitpid(pid, 0)
     text = b"".join(chunks).decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
-    assert "ray_ocr:" in text and "4/4" in text and "file/s" in text  # tqdm's bar
+    assert "ray_ocr:" in text and "4/4" in text and "page/s" in text and "files=4/4" in text  # tqdm's bar
     assert "progress:" not in text
 
 

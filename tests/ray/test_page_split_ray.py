@@ -77,15 +77,22 @@ def test_a_part_that_kills_its_actor_fails_only_its_pdf(ray_cluster, tmp_path):
     [failure] = summary.failures
     assert failure.key == LONG and failure.stage == "crash" and failure.attempts == 2
     assert failure.message.startswith(("pages 4-6: ", "pages 7-9: "))
-    # The parts that ran are on disk; the PDF has no "done" record, so a rerun redoes it.
-    assert {p.name for p in out.glob("a_long_*.json")} == {f"a_long_{i}.json" for i in (0, 1, 2, 3, 10, 11, 12, 13)}
+    # The parts that ran are on disk, each recorded as a part done; the PDF is not done.
+    kept = {f"a_long_{i}.json": (out / f"a_long_{i}.json").read_bytes() for i in (0, 1, 2, 3, 10, 11, 12, 13)}
+    assert {p.name for p in out.glob("a_long_*.json")} == set(kept)
     records = manifest_records(out)
     assert [r["status"] for r in records if r["key"] == LONG] == ["failed"]
     assert sorted(r["key"] for r in records if r["status"] == "done") == [f"img_00{i}.png" for i in range(3)]
+    parts = [json.loads(line) for line in (out / "ray_ocr_parts.jsonl").read_text().splitlines()]
+    assert sorted(tuple(r["pages"]) for r in parts if r["key"] == LONG) == [(0, 1, 2, 3), (10, 11, 12, 13)]
 
-    # Without the crash: the images, finished with it, are kept (it only made the stand-in crash).
+    # Without the crash: the images, finished with it, are kept (it only made the stand-in
+    # crash), and of the PDF only the pages no part done covers run again.
     again = ray_ocr.run_batch(STANDIN, str(tmp_path / "in"), str(out), device="cpu", instances_per_device=2,
                         pages_per_task=4, progress_interval=-1, resume_anyway=True)
-    assert again.skipped == 3 and again.succeeded == 1 and again.pages == pages
+    assert again.skipped == 3 and again.succeeded == 1 and again.pages == 6  # pages 4-9
+    assert {name: (out / name).read_bytes() for name in kept} == kept  # not run again
     assert len(list(out.glob("a_long_*.json"))) == pages
+    [pdf] = [r for r in manifest_records(out)[len(records):] if r["key"] == LONG]
+    assert pdf["status"] == "done" and sorted(pdf["outputs"]) == sorted(f"a_long_{i}.json" for i in range(pages))
 

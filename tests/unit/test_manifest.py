@@ -2,8 +2,8 @@
 
 import json
 
-from ray_ocr.engine.manifest import RunManifest, settings_id
-from ray_ocr.records import FileResult
+from ray_ocr.engine.manifest import DonePart, RunManifest, settings_id
+from ray_ocr.records import Failure, FileResult
 
 OCR = {"pipeline": "OCR", "pipeline_params": {"text_det_thresh": 0.3}, "predict_params": {}, "pipeline_config": None}
 SEAL = {**OCR, "pipeline": "SealRecognition"}
@@ -20,7 +20,7 @@ def test_records_name_the_settings_that_made_them(tmp_path):
     manifest = RunManifest(str(tmp_path))
     _finish(manifest, SEAL, "a", "b")
     _finish(RunManifest(str(tmp_path)), OCR, "b")  # b redone with other settings
-    finished, ids = RunManifest(str(tmp_path)).finished_outputs()
+    finished, ids, _ = RunManifest(str(tmp_path)).finished_outputs()
     assert finished == {"a": ["a.json"], "b": ["b.json"]}
     assert ids == {settings_id(SEAL), settings_id(OCR)}
     runs = [json.loads(line) for line in (tmp_path / "ray_ocr_run.jsonl").read_text().splitlines()]
@@ -81,5 +81,25 @@ def test_a_torn_last_line_does_not_swallow_the_next_runs_first_record(tmp_path):
     (tmp_path / "a.json").write_text("{}")
     (tmp_path / "c.json").write_text("{}")
     _finish(RunManifest(str(tmp_path)), OCR, "c")
-    finished, _ = RunManifest(str(tmp_path)).finished_outputs()
+    finished, _, _ = RunManifest(str(tmp_path)).finished_outputs()
     assert finished == {"a": ["a.json"], "c": ["c.json"]}
+
+
+def test_parts_done_are_kept_for_a_pdf_not_finished(tmp_path):
+    """A split PDF's parts done are recorded in a file of their own: they never make it
+    finished (nor hide its failure), and they are offered to a rerun until the PDF is
+    finished."""
+    manifest = RunManifest(str(tmp_path))
+    manifest.start_run(OCR)
+    with manifest:
+        manifest.record_part(FileResult(key="long.pdf", page_range=(0, 1)), ["long_0.json", "long_1.json"])
+        manifest.record_part(FileResult(key="done.pdf", page_range=(0,)), ["done_0.json"])
+        manifest.record(FileResult(key="done.pdf", page_count=1), ["done_0.json"], 1, None)
+        failure = Failure("long.pdf", "crash", "RayActorError", "pages 2-3: died")
+        manifest.record(FileResult(key="long.pdf", failure=failure, page_count=4), [], 2, None)
+    finished, ids, parts = RunManifest(str(tmp_path)).finished_outputs()
+    assert finished == {"done.pdf": ["done_0.json"]} and ids == {settings_id(OCR)}
+    assert parts == {"long.pdf": [DonePart((0, 1), ["long_0.json", "long_1.json"], settings_id(OCR))]}
+    assert [f["key"] for f in RunManifest(str(tmp_path)).write_failures()] == ["long.pdf"]
+    manifest_lines = (tmp_path / "ray_ocr_manifest.jsonl").read_text().splitlines()
+    assert [json.loads(line)["key"] for line in manifest_lines] == ["done.pdf", "long.pdf"]  # one per input

@@ -63,3 +63,27 @@ def test_a_retried_part_counts_once():
     result, recorded, _ = split.add(_part(parts[1]), ["a_4.json"], attempts=1)
     assert result.ok and recorded == ["a_0.json", "a_4.json"]
     assert Task("a.pdf", (0, 1, 2, 3)) == parts[0]
+
+
+def test_a_rerun_runs_only_the_pages_no_part_done_covers():
+    """Parts done [0-3] and [7-9] of 14 pages: the rest in runs of consecutive pages,
+    each cut as a document is; the input's record lists the earlier parts' outputs too."""
+    from ray_ocr.engine.manifest import DonePart
+    from ray_ocr.engine.page_split import remaining_parts
+
+    done = [DonePart((0, 1, 2, 3), [f"a_{i}.json" for i in range(4)], "s1"),
+            DonePart((7, 8, 9), [f"a_{i}.json" for i in (7, 8, 9)], "s1"),
+            DonePart((20, 21), ["a_20.json", "a_21.json"], "s1")]  # another file's pages: not taken
+    parts, kept = remaining_parts("a.pdf", 14, done, 3)
+    assert [p.page_range for p in parts] == [(4, 5, 6), (10, 11), (12, 13)]
+    assert kept == done[:2]
+    split = SplitDocument("a.pdf", "in/a.pdf", None, 14)
+    split.expect(parts, kept)
+    outcome = None
+    for part in parts:
+        pages = tuple(PageOutput(i, "{}") for i in part.page_range)
+        outcome = split.add(FileResult("a.pdf", pages=pages, page_range=part.page_range),
+                            [f"a_{i}.json" for i in part.page_range], 1)
+    result, outputs, _ = outcome
+    assert result.ok and result.page_count == 14 and outputs == sorted(f"a_{i}.json" for i in range(14))
+    assert remaining_parts("a.pdf", 14, [DonePart(tuple(range(14)), ["x"], None)], 3)[0] == []
