@@ -41,7 +41,7 @@ class PipelineActor:
             if models:  # the driver's models, for nodes that cannot download them
                 from ray_ocr.models.model_bundle import with_installed_models
 
-                spec = with_installed_models(spec, models)
+                spec = with_installed_models(spec, models, fetch=ray.get)  # (only those this node lacks)
             self._runner = PipelineRunner(spec)
         except Exception as exc:
             self._build_error = f"{type(exc).__name__}: {first_line(exc)}"
@@ -96,8 +96,8 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
     if ship_models:
         from ray_ocr.models.model_bundle import collect_bundle
 
-        bundle = collect_bundle(spec)
-        models = ray.put(bundle) if bundle else None
+        bundle = collect_bundle(spec, store=ray.put)  # a reference per model, inside: Ray does not fetch them
+        models = bundle or None
     actors = ActorGroup()
     actors.models_ref = models
     for slot in slots:

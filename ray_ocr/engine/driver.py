@@ -140,18 +140,21 @@ class Driver:
         self.plan.on_total = self.progress.set_total
         self.reader.on_page_count = self.progress.expect
         self.reader.done_parts = self.plan.done_parts
-        self.metrics = start_metrics(cfg.pipeline.display_name)
-        with StopFlag() as stop:
-            dispatcher = BatchDispatcher(
-                actors, cfg.pipeline.display_name,
-                read=self.reader.read, on_batch=self._on_batch, on_results=self._record,
-                on_actor=self.summary.note_actor, attempts=self.attempts, max_attempts=cfg.max_attempts,
-                stop=stop.event, max_tasks_per_actor=cfg.max_tasks_per_actor,
-                max_actor_memory_mb=cfg.max_actor_memory_mb, max_bytes_in_flight=cfg.max_bytes_in_flight,
-                prefetch_batches=cfg.prefetch_batches,
-            )
-            dispatcher.add_keys(todo, cfg.batch_size)
-            self._run_loop(dispatcher)
+        try:  # (the bar holds the process's log handlers until it closes)
+            self.metrics = start_metrics(cfg.pipeline.display_name)
+            with StopFlag() as stop:
+                dispatcher = BatchDispatcher(
+                    actors, cfg.pipeline.display_name,
+                    read=self.reader.read, on_batch=self._on_batch, on_results=self._record,
+                    on_actor=self.summary.note_actor, attempts=self.attempts, max_attempts=cfg.max_attempts,
+                    stop=stop.event, max_tasks_per_actor=cfg.max_tasks_per_actor,
+                    max_actor_memory_mb=cfg.max_actor_memory_mb, max_bytes_in_flight=cfg.max_bytes_in_flight,
+                    prefetch_batches=cfg.prefetch_batches,
+                )
+                dispatcher.add_keys(todo, cfg.batch_size)
+                self._run_loop(dispatcher)
+        finally:
+            self.progress.close()
 
     def _run_loop(self, dispatcher) -> None:
         """Dispatch until every batch is in (or a stop); then the dispatcher's numbers."""
@@ -161,7 +164,7 @@ class Driver:
                 self._tick(dispatcher)
         finally:
             gc.unfreeze()  # (run_batch in a long-lived process: its objects collectable again)
-            self.progress.close()
+            self.progress.close()  # (before the shutdown's lines)
             dispatcher.shutdown()
             self.summary.interrupted = dispatcher.interrupted
             self.summary.recycled = dispatcher.recycled

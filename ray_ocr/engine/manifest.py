@@ -109,8 +109,8 @@ class RunManifest:
         parts: dict[str, list[DonePart]] = {}
         for record in read_jsonl(self.parts_path):
             if record.get("key") not in latest and "pages" in record:
-                parts.setdefault(record["key"], []).append(
-                    DonePart(tuple(record["pages"]), record["outputs"], record.get("settings")))
+                parts.setdefault(record["key"], []).append(DonePart(
+                    tuple(record["pages"]), record["outputs"], record.get("settings"), record.get("page_count")))
         ids = {i for _, i in latest.values()} | {part.settings for done in parts.values() for part in done}
         return {key: outputs for key, (outputs, _) in latest.items()}, ids, parts
 
@@ -161,8 +161,8 @@ class RunManifest:
             self._parts_handle = open(self.parts_path, "a", encoding="utf-8")
             if torn:
                 self._parts_handle.write("\n")
-        line = {"key": result.key, "pages": list(result.page_range), "outputs": outputs,
-                "settings": self.settings_id}
+        line = {"key": result.key, "pages": list(result.page_range), "page_count": result.page_count,
+                "outputs": outputs, "settings": self.settings_id}
         self._parts_handle.write(_ENCODE(line) + "\n")
 
     def _worker_fields(self, worker: WorkerInfo | None) -> str:
@@ -202,6 +202,7 @@ class DonePart(NamedTuple):
     pages: tuple[int, ...]
     outputs: list[str]
     settings: str | None
+    page_count: int | None  # of the document: a part of another file under the same name does not count
 
 
 def _ends_mid_line(path: str) -> bool:

@@ -46,9 +46,9 @@ def remaining_parts(key: str, page_count: int, done: list[DonePart], pages_per_t
                     ) -> tuple[list[Task], list[DonePart]]:
     """The parts for the pages of `key` that `done` (parts an earlier run finished) do
     not cover, each run of consecutive pages cut as ``plan_parts`` cuts a document;
-    and the parts done that count (not one naming a page the document does not have:
-    another file under the same name)."""
-    kept = [part for part in done if part.pages and max(part.pages) < page_count]
+    and the parts done that count: those of a document of as many pages (another file
+    under the same name is done afresh)."""
+    kept = [part for part in done if part.page_count == page_count]
     covered = {page for part in kept for page in part.pages}
     parts, run = [], []
     for page in range(page_count + 1):

@@ -59,16 +59,23 @@ class InputReader:
             return read_failure(key, exc)
         count, parts = pdf_parts(key, data, self.pages_per_task, self.pdf_password)
         done = self.done_parts.pop(key, [])
-        if parts and done:
+        if parts and done:  # (not split now: run whole, whatever parts were done)
             parts, done = remaining_parts(key, count, done, self.pages_per_task)
+            if not parts:  # every page was done: the input's record is all that is missing
+                return self._all_done(key, count, done)
         if count and self.on_page_count is not None:
             self.on_page_count(key, sum(len(part.page_range) for part in parts) if parts else count)
-        if not parts and done:  # every page was done: the input's record is all that is missing
-            outputs = tuple(sorted({rel for part in done for rel in part.outputs}))
-            return FileResult(key=key, page_count=count, outputs=outputs)
         if not parts:
             return InputItem(key, path, data, output_base=base)
         return self._split(key, path, data, count, parts, base, done)
+
+    @staticmethod
+    def _all_done(key: str, page_count: int, done: list) -> FileResult:
+        """The whole input's outcome from its parts an earlier run finished (a receipt,
+        as actors that write their own outputs give)."""
+        split = SplitDocument(key, "", None, page_count)
+        split.expect([], done)
+        return FileResult(key=key, page_count=page_count, outputs=tuple(sorted(split.outputs)))
 
     def _split(self, key: str, path: str, data: bytes, page_count: int, parts: list[Task],
                base: str | None, done: list = ()) -> list[InputItem]:

@@ -18,6 +18,7 @@ S3-compatible server, ``?endpoint_override=host:9000&scheme=http``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from functools import lru_cache
@@ -27,6 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ray_ocr.errors import SetupError, first_line
 from ray_ocr.io.outputs import atomic_write_bytes, safe_join
+
+logger = logging.getLogger(__name__)
 
 
 def is_uri(location: str) -> bool:
@@ -203,16 +206,19 @@ class UriFolder:
 
     def _check_writable(self) -> None:
         """One empty object written and removed, before Ray starts: a missing bucket, a
-        wrong endpoint or missing rights show now, not after every file's OCR."""
+        wrong endpoint or missing rights show now, not after every file's OCR. (A run
+        needs no right to delete: if that is refused, the object stays.)"""
         probe = "ray_ocr_write_check"
         try:
             self.write(probe, b"")
-            fs, _ = self._fs_root
-            fs.delete_file(self._path(probe))
-        except FileNotFoundError:
-            pass  # another run on this folder removed it first
         except OSError as exc:
             raise SetupError(f"--output_dir {self.display_root}: cannot write there ({first_line(exc)})") from None
+        try:
+            fs, _ = self._fs_root
+            fs.delete_file(self._path(probe))
+        except OSError as exc:  # (FileNotFoundError: another run on this folder removed it first)
+            if not isinstance(exc, FileNotFoundError):
+                logger.warning("could not remove %s: %s", self.display(probe), first_line(exc))
 
     def push_state(self, names: Iterable[str]) -> None:
         for name in names:

@@ -126,6 +126,11 @@ def build_config(spec: RunnerSpec) -> dict | None:
     the user's --pipeline_config), with the one step that loads models left out. For a
     class that is not a PaddleOCR pipeline, or a constructor that fails (the actors
     will report why), the user's --pipeline_config, if any."""
+    import warnings
+
+    kwargs = dict(spec.init_params)  # (not the device: the models do not depend on it)
+    if spec.paddlex_config is not None:
+        kwargs["paddlex_config"] = spec.paddlex_config
     try:
         cls = spec.pipeline.load()
         if not hasattr(cls, "_create_paddlex_pipeline"):
@@ -135,7 +140,9 @@ def build_config(spec: RunnerSpec) -> dict | None:
             def _create_paddlex_pipeline(self):
                 return None
 
-        return ConfigOnly(**spec.constructor_kwargs())._merged_paddlex_config
+        with warnings.catch_warnings():  # the actors' builds say it, once each
+            warnings.simplefilter("ignore")
+            return ConfigOnly(**kwargs)._merged_paddlex_config
     except Exception as exc:  # noqa: BLE001 - building it in the actors says what is wrong
         logger.debug("no PaddleX config for %s: %s", spec.pipeline.display_name, first_line(exc))
         return spec.paddlex_config

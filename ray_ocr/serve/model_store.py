@@ -20,23 +20,24 @@ _made_here: set[str] = set()  # stores this process started: the serve command r
 
 
 class ModelStore:
-    """Owns one copy of a bundle in the object store; replicas fetch it from there."""
+    """Owns one copy of each of a bundle's models in the object store; replicas fetch
+    from there the models their node lacks."""
 
     def __init__(self, bundle):
         import ray
 
-        self._ref = ray.put(bundle)  # owned by this actor: it outlives the builder that sent it
+        self._bundle = bundle.stored(ray.put)  # owned by this actor: it outlives the builder that sent it
 
     def ready(self) -> bool:
         return True
 
-    def bundle_ref(self) -> list:
-        return [self._ref]  # the caller gets the reference and fetches the bytes when it needs them
+    def bundle(self):
+        return self._bundle  # references: the caller fetches only the models it needs
 
 
 def ship_models(runner) -> str | None:
-    """The name of the store holding the models `runner` (a RunnerSpec) names, read from
-    this node's disk; None when it names none that are here."""
+    """The name of the store holding the models `runner` (a RunnerSpec) may load, read
+    from this node's disk (models/model_bundle.py); None when none of them is here."""
     import ray
 
     from ray_ocr.models.model_bundle import collect_bundle
@@ -68,13 +69,11 @@ def with_shipped_models(spec, store_name: str):
 
     try:
         store = ray.get_actor(store_name, namespace=NAMESPACE)
-        [ref] = ray.get(store.bundle_ref.remote())
-        bundle = ray.get(ref)
+        return with_installed_models(spec, ray.get(store.bundle.remote()), fetch=ray.get)
     except (ValueError, ray.exceptions.RayError) as exc:
         logger.warning("the shipped models (%s) are not reachable (%s); building from this node's own",
                        store_name, type(exc).__name__)
         return spec
-    return with_installed_models(spec, bundle)
 
 
 def remove_stores_made_here() -> None:

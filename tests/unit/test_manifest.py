@@ -92,14 +92,15 @@ def test_parts_done_are_kept_for_a_pdf_not_finished(tmp_path):
     manifest = RunManifest(str(tmp_path))
     manifest.start_run(OCR)
     with manifest:
-        manifest.record_part(FileResult(key="long.pdf", page_range=(0, 1)), ["long_0.json", "long_1.json"])
-        manifest.record_part(FileResult(key="done.pdf", page_range=(0,)), ["done_0.json"])
+        manifest.record_part(FileResult(key="long.pdf", page_range=(0, 1), page_count=4),
+                             ["long_0.json", "long_1.json"])
+        manifest.record_part(FileResult(key="done.pdf", page_range=(0,), page_count=1), ["done_0.json"])
         manifest.record(FileResult(key="done.pdf", page_count=1), ["done_0.json"], 1, None)
         failure = Failure("long.pdf", "crash", "RayActorError", "pages 2-3: died")
         manifest.record(FileResult(key="long.pdf", failure=failure, page_count=4), [], 2, None)
     finished, ids, parts = RunManifest(str(tmp_path)).finished_outputs()
     assert finished == {"done.pdf": ["done_0.json"]} and ids == {settings_id(OCR)}
-    assert parts == {"long.pdf": [DonePart((0, 1), ["long_0.json", "long_1.json"], settings_id(OCR))]}
+    assert parts == {"long.pdf": [DonePart((0, 1), ["long_0.json", "long_1.json"], settings_id(OCR), 4)]}
     assert [f["key"] for f in RunManifest(str(tmp_path)).write_failures()] == ["long.pdf"]
     manifest_lines = (tmp_path / "ray_ocr_manifest.jsonl").read_text().splitlines()
     assert [json.loads(line)["key"] for line in manifest_lines] == ["done.pdf", "long.pdf"]  # one per input

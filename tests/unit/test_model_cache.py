@@ -36,18 +36,34 @@ def test_bundle_ships_named_models_and_model_dirs(tmp_path, monkeypatch):
     (own_model / "sub" / "weights.bin").write_bytes(b"\0\1")
     params = {"text_detection_model_name": "PP-OCRv5_mobile_det", "text_recognition_model_dir": str(own_model),
               "text_recognition_model_name": "NotCachedHere"}
+    store: dict[int, dict] = {}  # a stand-in for the object store: a handle per model
+
+    def put(files):
+        store[len(store)] = files
+        return len(store) - 1
+
     bundle = collect_bundle(RunnerSpec(  # a class that is not PaddleOCR's: its --pipeline_config's models
         pipeline=resolve_pipeline("ray_ocr.testing.standin:SchedulingTestPipeline"),
         init_params=tuple(params.items()),
-        paddlex_config={"SubModules": {"X": {"model_name": "PP-OCRv5_mobile_rec"}}}))
+        paddlex_config={"SubModules": {"X": {"model_name": "PP-OCRv5_mobile_rec"}}}), store=put)
     assert set(bundle.official) == {"PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"}
     assert set(bundle.dirs) == {"text_recognition_model_dir"}
+    assert sorted(m.files for m in (*bundle.official.values(), *bundle.dirs.values())) == [0, 1, 2]
 
     worker_cache = tmp_path / "worker"
     monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(worker_cache))
-    local = install_bundle(bundle)
+    fetched = []
+
+    def fetch(handle):
+        fetched.append(handle)
+        return store[handle]
+
+    local = install_bundle(bundle, fetch)
+    assert sorted(fetched) == [0, 1, 2]
     assert (worker_cache / "official_models" / "PP-OCRv5_mobile_det" / "inference.pdiparams").is_file()
     shipped = local["text_recognition_model_dir"]
     assert shipped.startswith(str(worker_cache)) and shipped != str(own_model)
     assert (tmp_path / "worker").joinpath(shipped, "sub", "weights.bin").read_bytes() == b"\0\1"
-    assert install_bundle(bundle) == local  # idempotent
+    fetched.clear()
+    assert install_bundle(bundle, fetch) == local  # idempotent, and a node that has them fetches nothing
+    assert fetched == []

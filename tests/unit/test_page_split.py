@@ -71,9 +71,9 @@ def test_a_rerun_runs_only_the_pages_no_part_done_covers():
     from ray_ocr.engine.manifest import DonePart
     from ray_ocr.engine.page_split import remaining_parts
 
-    done = [DonePart((0, 1, 2, 3), [f"a_{i}.json" for i in range(4)], "s1"),
-            DonePart((7, 8, 9), [f"a_{i}.json" for i in (7, 8, 9)], "s1"),
-            DonePart((20, 21), ["a_20.json", "a_21.json"], "s1")]  # another file's pages: not taken
+    done = [DonePart((0, 1, 2, 3), [f"a_{i}.json" for i in range(4)], "s1", 14),
+            DonePart((7, 8, 9), [f"a_{i}.json" for i in (7, 8, 9)], "s1", 14),
+            DonePart((4, 5), ["a_4.json", "a_5.json"], "s1", 22)]  # another file's, 22 pages: not taken
     parts, kept = remaining_parts("a.pdf", 14, done, 3)
     assert [p.page_range for p in parts] == [(4, 5, 6), (10, 11), (12, 13)]
     assert kept == done[:2]
@@ -86,4 +86,39 @@ def test_a_rerun_runs_only_the_pages_no_part_done_covers():
                             [f"a_{i}.json" for i in part.page_range], 1)
     result, outputs, _ = outcome
     assert result.ok and result.page_count == 14 and outputs == sorted(f"a_{i}.json" for i in range(14))
-    assert remaining_parts("a.pdf", 14, [DonePart(tuple(range(14)), ["x"], None)], 3)[0] == []
+    assert remaining_parts("a.pdf", 14, [DonePart(tuple(range(14)), ["x"], None, 14)], 3)[0] == []
+
+
+def _reader_over(folder, done_parts, pages_per_task):
+    from ray_ocr.engine.reading import InputReader
+    from ray_ocr.io.storage import open_folder
+
+    reader = InputReader(open_folder(str(folder)), pages_per_task)
+    reader.done_parts = done_parts
+    return reader
+
+
+def test_a_pdf_whose_parts_were_all_done_is_recorded_without_running(tmp_path):
+    from ray_ocr.engine.manifest import DonePart
+    from tests.pdfs import merge_pdfs
+
+    pages = merge_pdfs(tmp_path / "a.pdf")
+    done = [DonePart(tuple(range(0, 4)), [f"a_{i}.json" for i in range(4)], "s", pages),
+            DonePart(tuple(range(4, pages)), [f"a_{i}.json" for i in range(4, pages)], "s", pages)]
+    got = _reader_over(tmp_path, {"a.pdf": done}, 4).read(Task("a.pdf"))
+    assert isinstance(got, FileResult) and got.ok and got.page_count == pages
+    assert got.outputs == tuple(sorted(f"a_{i}.json" for i in range(pages)))
+
+
+def test_a_pdf_not_split_now_runs_whole_whatever_parts_were_done(tmp_path):
+    """Parts done under a smaller --pages_per_task: the PDF is one task now, run whole,
+    never recorded done from those parts alone."""
+    from ray_ocr.engine.manifest import DonePart
+    from ray_ocr.records import InputItem
+    from tests.pdfs import merge_pdfs
+
+    pages = merge_pdfs(tmp_path / "a.pdf")
+    done = {"a.pdf": [DonePart((0, 1), ["a_0.json", "a_1.json"], "s", pages)]}
+    for pages_per_task in (pages, 0):
+        got = _reader_over(tmp_path, dict(done), pages_per_task).read(Task("a.pdf"))
+        assert isinstance(got, InputItem) and got.page_range is None, pages_per_task
