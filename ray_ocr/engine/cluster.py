@@ -141,6 +141,19 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
                          "(`ray status` on its head)?") from None
 
 
+_TOKEN_MODE_CHOSEN_HERE = False  # set by prepare_client_auth: for auth_hint
+
+
+def auth_hint() -> str:
+    """When actors die at once, why it may be: a token left by an earlier cluster made
+    this driver use token auth, and a cluster without it rejects its workers' calls."""
+    if not _TOKEN_MODE_CHOSEN_HERE:
+        return ""
+    return ("; this driver used token authentication because a Ray token is present (RAY_AUTH_TOKEN, "
+            "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token): if the cluster runs without it, run with "
+            "RAY_AUTH_MODE=disabled")
+
+
 def prepare_client_auth() -> None:
     """Clusters started by ``ray start`` (Ray >= 2.60) require token auth from clients.
 
@@ -149,9 +162,11 @@ def prepare_client_auth() -> None:
     already imported Ray is told to read its configuration again (as Ray's own
     token setup does).
     """
+    global _TOKEN_MODE_CHOSEN_HERE
     if os.environ.get("RAY_AUTH_MODE") is not None or not _token_available():
         return
     os.environ["RAY_AUTH_MODE"] = "token"
+    _TOKEN_MODE_CHOSEN_HERE = True
     if "ray" in sys.modules:
         try:
             from ray._raylet import Config

@@ -147,7 +147,9 @@ class BatchDispatcher:
             self._admit_ready(wait=0)
             return
         if all(actor.state == DOWN for actor in self.records):
-            raise SetupError("no pipeline actor is left to run the remaining inputs")
+            from ray_ocr.engine.cluster import auth_hint
+
+            raise SetupError("no pipeline actor is left to run the remaining inputs" + auth_hint())
         self._stalled_since = self._stalled_since or time.monotonic()
         self._admit_ready(wait=1.0)
         waited = time.monotonic() - self._stalled_since

@@ -1,5 +1,6 @@
 """An --address nothing listens on is a usage error at once (batch and serving alike)."""
 
+import os
 import socket
 
 import pytest
@@ -27,3 +28,26 @@ def test_a_listening_address_and_auto_pass():
         check_reachable(f"127.0.0.1:{port}")
         check_reachable(f"ray://127.0.0.1:{port}")
     check_reachable("auto")
+
+
+def test_a_token_found_turns_token_auth_on_and_the_setup_error_says_so(tmp_path, monkeypatch):
+    """A token left by an earlier cluster: the driver uses token auth (never turning it
+    off itself), and when every actor dies the error names that and the way out."""
+    from ray_ocr.engine import cluster
+
+    monkeypatch.setattr(cluster, "_TOKEN_MODE_CHOSEN_HERE", False)
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):  # set first, so that undoing restores them as they were
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "none"))
+    cluster.prepare_client_auth()
+    assert "RAY_AUTH_MODE" not in os.environ and cluster.auth_hint() == ""  # no token: nothing chosen
+    (tmp_path / "token").write_text("secret")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "token"))
+    cluster.prepare_client_auth()
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    assert "RAY_AUTH_MODE=disabled" in cluster.auth_hint()
+    monkeypatch.setattr(cluster, "_TOKEN_MODE_CHOSEN_HERE", False)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # the user's own choice: left alone, no hint
+    cluster.prepare_client_auth()
+    assert cluster.auth_hint() == ""
