@@ -21,7 +21,7 @@ class PipelineActor:
     the driver can print one line instead of Ray's remote traceback.
     """
 
-    def __init__(self, spec: RunnerSpec, name: str, models=None):
+    def __init__(self, spec: RunnerSpec, name: str, model_store: str | None = None):
         import ray
 
         from ray_ocr.models.runner import PipelineRunner
@@ -38,10 +38,10 @@ class PipelineActor:
         self._build_error: str | None = None
         self._runner = None
         try:
-            if models:  # the driver's models, for nodes that cannot download them
-                from ray_ocr.models.model_bundle import with_installed_models
+            if model_store is not None:  # the driver's models, for nodes that cannot download them
+                from ray_ocr.engine.model_store import with_shipped_models
 
-                spec = with_installed_models(spec, models, fetch=ray.get)  # (only those this node lacks)
+                spec = with_shipped_models(spec, model_store)  # (only those this node lacks)
             self._runner = PipelineRunner(spec)
         except Exception as exc:
             self._build_error = f"{type(exc).__name__}: {first_line(exc)}"
@@ -77,11 +77,16 @@ def _rss_mb() -> float:
 
 
 class ActorGroup(dict):
-    """{actor name: handle}, plus the object-store reference to the shipped models:
-    Ray re-runs an actor's constructor with the same arguments when it restarts, so the
-    models must stay referenced for as long as the actors may restart."""
+    """{actor name: handle}, and the store of the models shipped to them (this run's
+    own, engine/model_store.py), which ``release`` ends with the actors."""
 
-    models_ref = None
+    model_store: str | None = None
+
+    def release(self) -> None:
+        from ray_ocr.engine.model_store import remove_store
+
+        if self.model_store is not None:
+            remove_store(self.model_store)
 
 
 def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -1,
@@ -92,19 +97,16 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     remote_cls = ray.remote(PipelineActor)
-    models = None
-    if ship_models:
-        from ray_ocr.models.model_bundle import collect_bundle
-
-        bundle = collect_bundle(spec, store=ray.put)  # a reference per model, inside: Ray does not fetch them
-        models = bundle or None
     actors = ActorGroup()
-    actors.models_ref = models
+    if ship_models:
+        from ray_ocr.engine.model_store import ship_models as store_models
+
+        actors.model_store = store_models(spec, for_serve=False)
     for slot in slots:
         options = dict(name=slot.name, max_restarts=max_restarts, max_task_retries=0, **slot.ray_resources())
         if slot.node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(slot.node_id, soft=True)
-        actors[slot.name] = remote_cls.options(**options).remote(slot.placed(spec), slot.name, models)
+        actors[slot.name] = remote_cls.options(**options).remote(slot.placed(spec), slot.name, actors.model_store)
     return actors
 
 

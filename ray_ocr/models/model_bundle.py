@@ -72,15 +72,15 @@ def _read_model(folder: Path, store: Callable[[dict], Any]) -> ShippedModel:
     return ShippedModel(_files_digest(files), sum(map(len, files.values())), store(files))
 
 
-def collect_bundle(spec, store: Callable[[dict], Any] = _same) -> ModelBundle:
+def collect_bundle(spec, store: Callable[[dict], Any] | None = None) -> ModelBundle:
     """Read from the driver's disk the models a run of `spec` (a RunnerSpec) may load:
     its ``*_model_dir`` folders, and the official models in the driver's cache that its
     pipeline's configuration needs (models_to_ship), named or PaddleX's defaults; each
-    model's files go through `store` as soon as they are read."""
+    model's files go through `store` (if given) as soon as they are read."""
     from ray_ocr.models.pipeline_config import models_to_ship
     from ray_ocr.models.runner import build_config
 
-    params = dict(spec.init_params)
+    params, store = dict(spec.init_params), store or _same
     bundle = ModelBundle()
     for key, value in params.items():
         if key.endswith("_model_dir") and isinstance(value, str) and os.path.isdir(os.path.expanduser(value)):

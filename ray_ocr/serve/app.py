@@ -37,7 +37,7 @@ import uuid
 from ray import serve
 
 from ray_ocr.errors import UsageError
-from ray_ocr.serve.model_store import ship_models, with_shipped_models
+from ray_ocr.engine.model_store import ship_models, with_shipped_models
 from ray_ocr.serve.plan import (
     APP_NAME,
     DEPLOYMENT_NAME,

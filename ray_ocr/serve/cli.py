@@ -201,7 +201,7 @@ def delete_apps(wait_s: float) -> None:
         time.sleep(1.0)
     else:
         _say_still_deleting(wait_s)
-    from ray_ocr.serve.model_store import remove_stores_made_here
+    from ray_ocr.engine.model_store import remove_stores_made_here
 
     remove_stores_made_here()  # the models it shipped: its application is gone
 

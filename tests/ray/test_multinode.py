@@ -53,7 +53,7 @@ def test_two_instances_per_gpu_on_two_nodes(two_gpu_workers):
 
 
 def test_workers_with_empty_caches_build_from_shipped_models(two_gpu_workers, tmp_path):
-    _, workers, caches = two_gpu_workers
+    ray, workers, caches = two_gpu_workers
     for cache in caches:
         assert not (cache / "official_models").exists()
     inputs = copy_docs(tmp_path / "in", ["word_ch_1.jpg", "textline.png", "11.jpg"])
@@ -66,6 +66,10 @@ def test_workers_with_empty_caches_build_from_shipped_models(two_gpu_workers, tm
         for name in ("PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"):
             assert (cache / "official_models" / name / "inference.pdiparams").is_file()
     assert not any(n.startswith(".") for cache in caches for n in os.listdir(cache / "official_models"))
+    from ray_ocr.engine.model_store import NAMESPACE
+
+    stores = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE]
+    assert stores == []  # the run's own model store ended with it
 
 
 def test_document_pipeline_models_given_by_folder_are_shipped_to_every_worker(two_gpu_workers, tmp_path):

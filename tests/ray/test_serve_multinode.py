@@ -40,7 +40,7 @@ def worker_cache(tmp_path_factory):
 def _model_stores() -> list[str]:
     import ray
 
-    from ray_ocr.serve.model_store import NAMESPACE
+    from ray_ocr.engine.model_store import NAMESPACE
 
     return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE]
 
@@ -79,7 +79,7 @@ def test_a_store_is_reused_and_only_its_starter_removes_it_and_a_missing_one_is_
 
     from ray_ocr.config import ServeConfig
     from ray_ocr.models.runner import RunnerSpec
-    from ray_ocr.serve import model_store
+    from ray_ocr.engine import model_store
 
     spec = RunnerSpec.from_options(ServeConfig.build(pipeline="OCR", device="cpu",
                                                      pipeline_params=MOBILE_OCR_PARAMS))
