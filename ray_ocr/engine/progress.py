@@ -71,6 +71,7 @@ class Progress:
         self.interval = interval
         self.stream = stream or sys.stderr
         self.started = self._last_line = time.monotonic()
+        self._first_pages: tuple[float, int] | None = None  # (when, pages) of the first pages done
         self.enabled = enabled and total_files != 0
         self._bar = self._logs_above_bar = None
         if self.enabled and self.stream.isatty():
@@ -96,6 +97,8 @@ class Progress:
         """Pages done per input (parts of a PDF included); the inputs finished, with their
         page counts; how many of those failed."""
         self.files += len(finished)
+        if self._first_pages is None and pages_by_key:
+            self._first_pages = (time.monotonic(), sum(pages_by_key.values()))
         self.pages += sum(pages_by_key.values())
         self.failed += failed
         self.estimate.done(pages_by_key, finished)
@@ -123,11 +126,20 @@ class Progress:
             return (f"progress: {self.files}/? files (still listing inputs), {self.pages} pages, "
                     f"{self.failed} failed, {file_rate:.2f} files/s, {page_rate:.2f} pages/s")
         left = self.pages_left()
-        eta = _duration(left / page_rate) if page_rate > 0 else "?"
+        eta = _duration(left / self._steady_page_rate()) if self._steady_page_rate() > 0 else "?"
         percent = 100.0 * self.files / self.total if self.total else 100.0
         return (f"progress: {self.files}/{self.total} files ({percent:.0f}%), {self.pages} pages "
                 f"(~{left} left), {self.failed} failed, {file_rate:.2f} files/s, {page_rate:.2f} pages/s, "
                 f"ETA {eta}")
+
+    def _steady_page_rate(self) -> float:
+        """Pages/s since the first pages came back: the time the actors took to start
+        (building a pipeline: seconds to a minute) is not a pace the rest will keep."""
+        if self._first_pages is None:
+            return 0.0
+        since, first = self._first_pages
+        elapsed = time.monotonic() - since
+        return (self.pages - first) / elapsed if elapsed > 0 else 0.0
 
     def tick(self) -> None:
         """In logs, one line every `interval` seconds (a bar on a terminal needs none)."""

@@ -65,7 +65,7 @@ def test_split_pdf_is_written_as_whole_file_processing_writes_it(ray_cluster, tm
         (tmp_path / "whole" / "summary.json").read_text())["timeline"]) == 0
 
 
-def test_a_part_that_kills_its_actor_fails_only_its_pdf(ray_cluster, tmp_path):
+def test_a_part_that_kills_its_actor_fails_only_its_pdf(ray_cluster, tmp_path, caplog):
     """Pages 4-9 are the scanned ones; the stand-in dies on their width. Parts of 4
     pages: [0-3] [4-6] [7-9] [10-13]; two parts die on every try."""
     pages = _inputs(tmp_path / "in")
@@ -88,9 +88,11 @@ def test_a_part_that_kills_its_actor_fails_only_its_pdf(ray_cluster, tmp_path):
 
     # Without the crash: the images, finished with it, are kept (it only made the stand-in
     # crash), and of the PDF only the pages no part done covers run again.
-    again = ray_ocr.run_batch(STANDIN, str(tmp_path / "in"), str(out), device="cpu", instances_per_device=2,
-                        pages_per_task=4, progress_interval=-1, resume_anyway=True)
+    with caplog.at_level("INFO", logger="ray_ocr.engine.resume"):
+        again = ray_ocr.run_batch(STANDIN, str(tmp_path / "in"), str(out), device="cpu", instances_per_device=2,
+                                  pages_per_task=4, progress_interval=-1, resume_anyway=True)
     assert again.skipped == 3 and again.succeeded == 1 and again.pages == 6  # pages 4-9
+    assert "kept 8 pages of 1 PDF not finished, done by an earlier run" in caplog.messages
     assert {name: (out / name).read_bytes() for name in kept} == kept  # not run again
     assert len(list(out.glob("a_long_*.json"))) == pages
     [pdf] = [r for r in manifest_records(out)[len(records):] if r["key"] == LONG]

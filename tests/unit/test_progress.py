@@ -51,3 +51,19 @@ def test_a_failed_input_takes_its_pages_left_with_it():
     assert estimate.left(1) == 40
     estimate.done({}, {"bad.pdf": 50})  # failed after 10 pages: nothing of it is left
     assert estimate.left(0) == 0 and estimate.expected == {} and not estimate.done_of
+
+
+def test_the_eta_keeps_the_pace_since_the_first_pages_not_the_start_up(monkeypatch):
+    """30 s of actors starting, then a page every 2 s: 2 pages left is 4 s, not the
+    minute the pace since the start would say."""
+    from ray_ocr.engine import progress as module
+
+    now = [0.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    progress = Progress(4, interval=0, stream=io.StringIO())
+    now[0] = 30.0
+    progress.update({"a.png": 1}, {"a.png": 1}, 0)
+    assert progress.line().endswith("ETA ?")  # one point is no pace yet
+    now[0] = 32.0
+    progress.update({"b.png": 1}, {"b.png": 1}, 0)
+    assert progress.pages_left() == 2 and progress.line().endswith("ETA 0m04s")
