@@ -101,12 +101,16 @@ def _predict(config: PredictConfig, paths: Iterator[str], bad_paths: set[str]) -
     with ray_session(config.address, gpus_for_this_run(config.address, config.device),
                      quiet=not config.verbose) as cluster:
         actors = start_pipeline_actors(cluster, RunnerSpec.from_options(config), config)
-        dispatcher = BatchDispatcher(
-            actors, config.pipeline.display_name, read=reader.read,
-            on_batch=lambda batch: on_results(batch.files), on_results=on_results,
-            on_actor=lambda worker: None, attempts={}, max_attempts=config.max_attempts,
-            prefetch_batches=config.prefetch_batches, max_bytes_in_flight=config.max_bytes_in_flight,
-        )
+        try:
+            dispatcher = BatchDispatcher(
+                actors, config.pipeline.display_name, read=reader.read,
+                on_batch=lambda batch: on_results(batch.files), on_results=on_results,
+                on_actor=lambda worker: None, attempts={}, max_attempts=config.max_attempts,
+                prefetch_batches=config.prefetch_batches, max_bytes_in_flight=config.max_bytes_in_flight,
+            )
+        except BaseException:
+            actors.release()  # (the dispatcher's shutdown does it otherwise)
+            raise
         dispatcher.add_keys(paths, config.batch_size)
         try:
             for _ in dispatcher.steps():

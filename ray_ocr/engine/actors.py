@@ -83,10 +83,12 @@ class ActorGroup(dict):
     model_store: str | None = None
 
     def release(self) -> None:
+        """(Once is enough; again does nothing.)"""
         from ray_ocr.engine.model_store import remove_store
 
         if self.model_store is not None:
             remove_store(self.model_store)
+            self.model_store = None
 
 
 def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -1,
@@ -102,11 +104,15 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
         from ray_ocr.engine.model_store import ship_models as store_models
 
         actors.model_store = store_models(spec, for_serve=False)
-    for slot in slots:
-        options = dict(name=slot.name, max_restarts=max_restarts, max_task_retries=0, **slot.ray_resources())
-        if slot.node_id is not None:
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(slot.node_id, soft=True)
-        actors[slot.name] = remote_cls.options(**options).remote(slot.placed(spec), slot.name, actors.model_store)
+    try:
+        for slot in slots:
+            options = dict(name=slot.name, max_restarts=max_restarts, max_task_retries=0, **slot.ray_resources())
+            if slot.node_id is not None:
+                options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(slot.node_id, soft=True)
+            actors[slot.name] = remote_cls.options(**options).remote(slot.placed(spec), slot.name, actors.model_store)
+    except BaseException:
+        actors.release()
+        raise
     return actors
 
 

@@ -135,12 +135,12 @@ class Driver:
         self.reader.actors_on_this_machine = cluster.embedded
         actors = start_pipeline_actors(cluster, self.spec, cfg)
         logger.info("results written by the %s (%s)", "actors" if self.actors_write else "driver", self.why_writers)
-        self.progress = Progress(self.plan.todo_total, interval=cfg.progress_interval,
-                                 enabled=cfg.progress_interval >= 0)
-        self.plan.on_total = self.progress.set_total
-        self.reader.on_page_count = self.progress.expect
-        self.reader.done_parts = self.plan.done_parts
-        try:  # (the bar holds the process's log handlers until it closes)
+        try:  # (the bar holds the process's log handlers until it closes; the run's model store goes too)
+            self.progress = Progress(self.plan.todo_total, interval=cfg.progress_interval,
+                                     enabled=cfg.progress_interval >= 0)
+            self.plan.on_total = self.progress.set_total
+            self.reader.on_page_count = self.progress.expect
+            self.reader.done_parts = self.plan.done_parts
             self.metrics = start_metrics(cfg.pipeline.display_name)
             with StopFlag() as stop:
                 dispatcher = BatchDispatcher(
@@ -154,7 +154,9 @@ class Driver:
                 dispatcher.add_keys(todo, cfg.batch_size)
                 self._run_loop(dispatcher)
         finally:
-            self.progress.close()
+            actors.release()
+            if self.progress is not None:
+                self.progress.close()
 
     def _run_loop(self, dispatcher) -> None:
         """Dispatch until every batch is in (or a stop); then the dispatcher's numbers."""

@@ -19,7 +19,7 @@ import logging
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "ray_ocr"
-NAME_PREFIX = "ray_ocr_models_"
+NAME_PREFIX = "ray_ocr_models_v2_"  # v2: one object per model (a v1 store of an older ray_ocr is not reused)
 # The stores this process started, by name, with their handles: a store that is not
 # detached (a batch run's) ends when no handle to it is left.
 _made_here: dict[str, object] = {}
@@ -89,13 +89,14 @@ def with_shipped_models(spec, store_name: str):
 
 
 def remove_store(name: str) -> None:
+    """End a store this process started (its models leave the object store)."""
     import ray
 
-    _made_here.pop(name, None)
+    handle = _made_here.pop(name, None)
     try:
-        ray.kill(ray.get_actor(name, namespace=NAMESPACE))
-    except ValueError:  # gone already
-        pass
+        ray.kill(handle if handle is not None else ray.get_actor(name, namespace=NAMESPACE))
+    except Exception as exc:  # noqa: BLE001 - gone already, or Ray with it: never hide the run's own error
+        logger.debug("removing %s: %s", name, exc)
 
 
 def remove_stores_made_here() -> None:

@@ -97,7 +97,7 @@ class Progress:
         """Pages done per input (parts of a PDF included); the inputs finished, with their
         page counts; how many of those failed."""
         self.files += len(finished)
-        if self._first_pages is None and pages_by_key:
+        if self._first_pages is None and sum(pages_by_key.values()):  # (a failure is no page done)
             self._first_pages = (time.monotonic(), sum(pages_by_key.values()))
         self.pages += sum(pages_by_key.values())
         self.failed += failed

@@ -61,6 +61,9 @@ class InputReader:
         done = self.done_parts.pop(key, [])
         if parts and done:  # (not split now: run whole, whatever parts were done)
             parts, done = remaining_parts(key, count, done, self.pages_per_task)
+            left = sum(len(part.page_range) for part in parts)
+            if left < count:
+                logger.info("%s: kept %d of its %d pages, done by an earlier run", key, count - left, count)
             if not parts:  # every page was done: the input's record is all that is missing
                 return self._all_done(key, count, done)
         if count and self.on_page_count is not None:

@@ -29,7 +29,6 @@ class InputPlan:
         self.settings = settings
         self.bases: dict[str, str] = {}  # input key -> output base, until recorded
         self.done_parts: dict[str, list[DonePart]] = {}  # a PDF to run -> its parts done earlier
-        self.pages_kept = self.pdfs_kept = 0  # (at most: the reader checks each PDF's page count)
         self._parts_on_record: dict[str, list[DonePart]] = {}
         self.files = 0  # inputs found so far
         self.skipped = 0
@@ -80,8 +79,6 @@ class InputPlan:
             kept = [part for part in parts.get(key, ()) if all(rel in present for rel in part.outputs)]
             if kept:
                 self.done_parts[key] = kept
-                self.pages_kept += sum(len(part.pages) for part in kept)
-                self.pdfs_kept += 1
         return todo
 
     def _total_known(self, total: int) -> None:
@@ -91,9 +88,6 @@ class InputPlan:
         if self.skipped:
             logger.info("skipped %d input%s finished by an earlier run", self.skipped,
                         "" if self.skipped == 1 else "s")
-        if self.pages_kept:
-            logger.info("kept %d page%s of %d PDF%s not finished, done by an earlier run", self.pages_kept,
-                        "" if self.pages_kept == 1 else "s", self.pdfs_kept, "" if self.pdfs_kept == 1 else "s")
 
     def _check_settings(self, finished_ids: set) -> None:
         changes = self.manifest.settings_changes(self.settings, finished_ids)

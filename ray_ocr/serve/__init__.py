@@ -12,7 +12,7 @@ that answers while the pipeline replicas start.
   (and ``ray_ocr.serve.app:build_health_app`` at ``route_prefix: /health``).
 
 Modules: plan.py (replicas' resources and Serve's options, no Ray), replica.py (inside a
-replica, no Ray), model_store.py (models shipped to replicas on other nodes), router.py
+replica, no Ray), router.py
 (which replica a request goes to; Serve's proxies load it), app.py (the Serve
 deployments, builders, deploy), cli.py. Importing
 this package imports neither Ray nor Paddle; app.py needs the ``serve`` extra.

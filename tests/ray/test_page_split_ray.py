@@ -88,11 +88,11 @@ def test_a_part_that_kills_its_actor_fails_only_its_pdf(ray_cluster, tmp_path, c
 
     # Without the crash: the images, finished with it, are kept (it only made the stand-in
     # crash), and of the PDF only the pages no part done covers run again.
-    with caplog.at_level("INFO", logger="ray_ocr.engine.resume"):
+    with caplog.at_level("INFO", logger="ray_ocr.engine.reading"):
         again = ray_ocr.run_batch(STANDIN, str(tmp_path / "in"), str(out), device="cpu", instances_per_device=2,
                                   pages_per_task=4, progress_interval=-1, resume_anyway=True)
     assert again.skipped == 3 and again.succeeded == 1 and again.pages == 6  # pages 4-9
-    assert "kept 8 pages of 1 PDF not finished, done by an earlier run" in caplog.messages
+    assert f"{LONG}: kept 8 of its {pages} pages, done by an earlier run" in caplog.messages
     assert {name: (out / name).read_bytes() for name in kept} == kept  # not run again
     assert len(list(out.glob("a_long_*.json"))) == pages
     [pdf] = [r for r in manifest_records(out)[len(records):] if r["key"] == LONG]

@@ -2,6 +2,7 @@
 
 import os
 import socket
+import sys
 
 import pytest
 
@@ -36,6 +37,7 @@ def test_a_token_found_turns_token_auth_on_and_the_setup_error_says_so(tmp_path,
     from ray_ocr.engine import cluster
 
     monkeypatch.setattr(cluster, "_TOKEN_MODE_CHOSEN_HERE", False)
+    monkeypatch.delitem(sys.modules, "ray", raising=False)  # an imported Ray's config is not refreshed
     for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):  # set first, so that undoing restores them as they were
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)

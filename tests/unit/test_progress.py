@@ -60,7 +60,9 @@ def test_the_eta_keeps_the_pace_since_the_first_pages_not_the_start_up(monkeypat
 
     now = [0.0]
     monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
-    progress = Progress(4, interval=0, stream=io.StringIO())
+    progress = Progress(5, interval=0, stream=io.StringIO())
+    now[0] = 0.5
+    progress.update({"bad.png": 0}, {"bad.png": 0}, 1)  # a file that could not be read: no pace
     now[0] = 30.0
     progress.update({"a.png": 1}, {"a.png": 1}, 0)
     assert progress.line().endswith("ETA ?")  # one point is no pace yet
