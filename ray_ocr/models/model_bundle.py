@@ -6,8 +6,8 @@ models in the driver's PaddleX cache that the pipeline's configuration needs, wh
 named by ``*_model_name`` params, a ``--pipeline_config`` or PaddleX's defaults). Each
 model is stored on its own (with Ray: one object per model, ``store=ray.put``), so the
 driver holds one model's bytes at a time, and an actor fetches only the models its
-node's cache lacks (actors starting together may each fetch one; one copy is kept, and
-later actors find it there). Plain data, no Ray here.
+node's cache lacks (one actor per node: model_cache.publish_dir makes the others wait,
+then find it there). Plain data, no Ray here.
 """
 
 from __future__ import annotations

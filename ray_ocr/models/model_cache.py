@@ -13,8 +13,9 @@ import logging
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -54,25 +55,44 @@ def bundled_model_dirs() -> dict[str, Path]:
 def publish_dir(target: Path, fill: Callable[[Path], None]) -> bool:
     """Create folder `target` atomically: `fill` a temporary sibling, then rename it.
 
-    A concurrent actor on the same node never sees a half-written model; if another
-    one won the race, its complete copy stays. False if `target` already existed.
+    A concurrent actor on the same node never sees a half-written model, and waits
+    while another fills it: actors starting together fetch a shipped model once per
+    node, not once each. False if `target` already existed.
     """
     if target.exists():
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        fill(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.exists():
-                raise
+    with _node_lock(target):
+        if target.exists():  # another process filled it while this one waited
             return False
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            fill(tmp)
+            try:
+                os.rename(tmp, target)
+            except OSError:  # another node's copy, on a cache folder nodes share (the lock is per node)
+                if not target.exists():
+                    raise
+                return False
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     return True
+
+
+@contextmanager
+def _node_lock(target: Path) -> Iterator[None]:
+    """An exclusive lock on `target` among this node's processes: a file in the
+    temporary folder (never in the cache, whose folders PaddleX reads by name)."""
+    import fcntl
+    import hashlib
+
+    folder = Path(tempfile.gettempdir()) / "ray_ocr_locks"
+    folder.mkdir(exist_ok=True)
+    name = hashlib.sha256(str(target.absolute()).encode()).hexdigest()[:24] + ".lock"
+    with open(folder / name, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def install_model_dir(name: str, source: Path, target_root: Path | None = None) -> bool:

@@ -2,6 +2,7 @@
 (no PaddleX import; naming missing models: tests/unit/test_missing_models.py)."""
 
 import os
+from pathlib import Path
 
 from ray_ocr.models import model_cache
 
@@ -67,3 +68,28 @@ def test_bundle_ships_named_models_and_model_dirs(tmp_path, monkeypatch):
     fetched.clear()
     assert install_bundle(bundle, fetch) == local  # idempotent, and a node that has them fetches nothing
     assert fetched == []
+
+
+def _publish_slowly(target: str, log: str) -> bool:
+    import time
+
+    def fill(folder):
+        with open(log, "a") as handle:
+            handle.write("filled\n")
+        time.sleep(2)  # long enough that the other processes arrive meanwhile
+        (folder / "inference.pdiparams").write_bytes(b"weights")
+
+    return model_cache.publish_dir(Path(target), fill)
+
+
+def test_processes_publishing_the_same_model_fill_it_once(tmp_path):
+    """Actors starting together on a node: one fills (fetches) the model, the others
+    wait and find it there."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        published = pool.starmap(_publish_slowly, [(str(tmp_path / "model"), str(tmp_path / "log"))] * 3)
+    assert sorted(published) == [False, False, True]
+    assert (tmp_path / "log").read_text() == "filled\n"
+    assert (tmp_path / "model" / "inference.pdiparams").read_bytes() == b"weights"
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
