@@ -75,24 +75,10 @@ def _folder_paths(folder: str, pattern: str, bad_paths: set[str]) -> Iterator[st
         yield path
 
 
-def _dispatcher(actors, config: PredictConfig, read, on_results):
-    from ray_ocr.engine.dispatch import BatchDispatcher
-
-    try:
-        return BatchDispatcher(
-            actors, config.pipeline.display_name, read=read,
-            on_batch=lambda batch: on_results(batch.files), on_results=on_results,
-            on_actor=lambda worker: None, attempts={}, max_attempts=config.max_attempts,
-            prefetch_batches=config.prefetch_batches, max_bytes_in_flight=config.max_bytes_in_flight,
-        )
-    except BaseException:
-        actors.release()  # (the dispatcher's shutdown does it otherwise)
-        raise
-
-
 def _predict(config: PredictConfig, paths: Iterator[str], bad_paths: set[str]) -> Iterator[Prediction]:
     from ray_ocr.engine.actors import start_pipeline_actors
     from ray_ocr.engine.cluster import gpus_for_this_run, ray_session
+    from ray_ocr.engine.dispatch import BatchDispatcher
     from ray_ocr.engine.page_split import label_part_failure
     from ray_ocr.engine.reading import InputReader
     from ray_ocr.io.storage import LocalFolder
@@ -113,9 +99,14 @@ def _predict(config: PredictConfig, paths: Iterator[str], bad_paths: set[str]) -
                 ready.append(Prediction(result.key, page.page_index, json.loads(page.json_text)))
 
     with ray_session(config.address, gpus_for_this_run(config.address, config.device),
-                     quiet=not config.verbose) as cluster:
-        actors = start_pipeline_actors(cluster, RunnerSpec.from_options(config), config)
-        dispatcher = _dispatcher(actors, config, reader.read, on_results)
+                     quiet=not config.verbose) as cluster, \
+            start_pipeline_actors(cluster, RunnerSpec.from_options(config), config) as actors:
+        dispatcher = BatchDispatcher(
+            actors, config.pipeline.display_name, read=reader.read,
+            on_batch=lambda batch: on_results(batch.files), on_results=on_results,
+            on_actor=lambda worker: None, attempts={}, max_attempts=config.max_attempts,
+            prefetch_batches=config.prefetch_batches, max_bytes_in_flight=config.max_bytes_in_flight,
+        )
         dispatcher.add_keys(paths, config.batch_size)
         try:
             for _ in dispatcher.steps():

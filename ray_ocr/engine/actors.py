@@ -78,9 +78,16 @@ def _rss_mb() -> float:
 
 class ActorGroup(dict):
     """{actor name: handle}, and the store of the models shipped to them (this run's
-    own, engine/model_store.py), which ``release`` ends with the actors."""
+    own, engine/model_store.py), which ``release`` (or leaving ``with``) ends: whoever
+    started the actors releases them, once the run is over or its setup failed."""
 
     model_store: str | None = None
+
+    def __enter__(self) -> "ActorGroup":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
     def release(self) -> None:
         """(Once is enough; again does nothing.)"""
@@ -92,7 +99,7 @@ class ActorGroup(dict):
 
 
 def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -1,
-                 ship_models: bool = False) -> dict:
+                 ship_models: bool = False) -> ActorGroup:
     """Start one actor per slot. Ray restarts a dead actor (``max_restarts``); the
     driver, not Ray, retries its batch, so it can count attempts per file."""
     import ray
@@ -116,7 +123,7 @@ def start_actors(slots: list[ActorSlot], spec: RunnerSpec, max_restarts: int = -
     return actors
 
 
-def start_pipeline_actors(cluster, spec: RunnerSpec, options) -> dict:
+def start_pipeline_actors(cluster, spec: RunnerSpec, options) -> ActorGroup:
     """Plan the actors for the cluster (engine/placement.py) and start them: what
     ``ray_ocr.run_batch`` and ``ray_ocr.predict`` do once Ray is up. `options`: a
     config of ray_ocr/config.py (device, instances, GPU and CPU shares)."""

@@ -81,7 +81,6 @@ class BatchDispatcher:
     ):
         from ray.util import ActorPool
 
-        self._group = actors  # (an ActorGroup: what it holds for them goes with them)
         self.records = [ActorRecord(name, handle) for name, handle in actors.items()]
         self.pipeline_name = pipeline_name
         self.read, self.on_batch, self.on_results, self.on_actor = read, on_batch, on_results, on_actor
@@ -136,9 +135,6 @@ class BatchDispatcher:
                 ray.kill(actor.handle, no_restart=True)
             except Exception as exc:  # noqa: BLE001 - already gone is fine
                 logger.debug("kill %s: %s", actor.name, exc)
-        release = getattr(self._group, "release", None)
-        if release is not None:
-            release()
 
     # -- 1. admit -------------------------------------------------------------------
     def _admit(self) -> None:
