@@ -116,12 +116,9 @@ class RunManifest:
 
     def __enter__(self) -> "RunManifest":
         os.makedirs(self.output_dir, exist_ok=True)
-        torn = _ends_mid_line(self.path)
         # A batch's records (~250 bytes each) reach the file in one write at sync(): a
         # driver killed mid-batch leaves whole lines, or at worst one torn last line.
-        self._handle = open(self.path, "a", encoding="utf-8", buffering=1 << 20)
-        if torn:  # a killed driver's torn line: ours start on a line of their own
-            self._handle.write("\n")
+        self._handle = _open_for_appending(self.path, buffering=1 << 20)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -157,10 +154,7 @@ class RunManifest:
         """Append the record of one part of a split PDF that is done, right after its
         outputs are in place (synced with the batch's records)."""
         if self._parts_handle is None:  # opened at the first part: runs without long PDFs make no file
-            torn = _ends_mid_line(self.parts_path)
-            self._parts_handle = open(self.parts_path, "a", encoding="utf-8")
-            if torn:
-                self._parts_handle.write("\n")
+            self._parts_handle = _open_for_appending(self.parts_path)
         line = {"key": result.key, "pages": list(result.page_range), "page_count": result.page_count,
                 "outputs": outputs, "settings": self.settings_id}
         self._parts_handle.write(_ENCODE(line) + "\n")
@@ -203,6 +197,16 @@ class DonePart(NamedTuple):
     outputs: list[str]
     settings: str | None
     page_count: int | None  # of the document: a part of another file under the same name does not count
+
+
+def _open_for_appending(path: str, buffering: int = -1):
+    """A JSON-lines file opened to append to; a killed driver's torn last line is ended
+    first, so the next record starts on a line of its own."""
+    torn = _ends_mid_line(path)
+    handle = open(path, "a", encoding="utf-8", buffering=buffering)
+    if torn:
+        handle.write("\n")
+    return handle
 
 
 def _ends_mid_line(path: str) -> bool:

@@ -3,8 +3,8 @@
 One 300-page PDF on one actor is a tail where every other actor waits. Its pages are
 cut into parts of about ``pages_per_task`` pages; each part is a task of its own, run
 by whichever actor is free. Each part's page JSONs are written as they come (page
-names do not depend on who rendered them), and the part is recorded in the manifest as
-done; the input is recorded only when every part is in. A rerun of a half-finished PDF
+names do not depend on who rendered them), and the part is recorded as done (the
+manifest's parts file); the input is recorded only when every part is in. A rerun of a half-finished PDF
 runs the pages no part done covers (``remaining_parts``), in parts of their own.
 """
 

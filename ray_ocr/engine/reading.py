@@ -58,16 +58,16 @@ class InputReader:
         except OSError as exc:
             return read_failure(key, exc)
         count, parts = pdf_parts(key, data, self.pages_per_task, self.pdf_password)
-        done = self.done_parts.pop(key, [])
+        done, to_run = self.done_parts.pop(key, []), count
         if parts and done:  # (not split now: run whole, whatever parts were done)
             parts, done = remaining_parts(key, count, done, self.pages_per_task)
-            left = sum(len(part.page_range) for part in parts)
-            if left < count:
-                logger.info("%s: kept %d of its %d pages, done by an earlier run", key, count - left, count)
+            to_run = sum(len(part.page_range) for part in parts)
+            if to_run < count:
+                logger.info("%s: kept %d of its %d pages, done by an earlier run", key, count - to_run, count)
             if not parts:  # every page was done: the input's record is all that is missing
                 return self._all_done(key, count, done)
         if count and self.on_page_count is not None:
-            self.on_page_count(key, sum(len(part.page_range) for part in parts) if parts else count)
+            self.on_page_count(key, to_run)
         if not parts:
             return InputItem(key, path, data, output_base=base)
         return self._split(key, path, data, count, parts, base, done)

@@ -216,9 +216,10 @@ class UriFolder:
         try:
             fs, _ = self._fs_root
             fs.delete_file(self._path(probe))
-        except OSError as exc:  # (FileNotFoundError: another run on this folder removed it first)
-            if not isinstance(exc, FileNotFoundError):
-                logger.warning("could not remove %s: %s", self.display(probe), first_line(exc))
+        except FileNotFoundError:
+            pass  # another run on this folder removed it first
+        except OSError as exc:
+            logger.warning("could not remove %s: %s", self.display(probe), first_line(exc))
 
     def push_state(self, names: Iterable[str]) -> None:
         for name in names:
