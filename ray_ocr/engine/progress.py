@@ -96,14 +96,15 @@ class Progress:
     def update(self, pages_by_key: dict[str, int], finished: dict[str, int], failed: int) -> None:
         """Pages done per input (parts of a PDF included); the inputs finished, with their
         page counts; how many of those failed."""
+        pages = sum(pages_by_key.values())
+        if self._first_pages is None and pages:  # (a failure is no page done)
+            self._first_pages = (time.monotonic(), pages)
         self.files += len(finished)
-        if self._first_pages is None and sum(pages_by_key.values()):  # (a failure is no page done)
-            self._first_pages = (time.monotonic(), sum(pages_by_key.values()))
-        self.pages += sum(pages_by_key.values())
+        self.pages += pages
         self.failed += failed
         self.estimate.done(pages_by_key, finished)
         if self._bar is not None:
-            self._bar.update(sum(pages_by_key.values()))
+            self._bar.update(pages)
             self._redraw()
         self.tick()
 
@@ -125,8 +126,8 @@ class Progress:
         if self.total is None:  # still discovering inputs
             return (f"progress: {self.files}/? files (still listing inputs), {self.pages} pages, "
                     f"{self.failed} failed, {file_rate:.2f} files/s, {page_rate:.2f} pages/s")
-        left = self.pages_left()
-        eta = _duration(left / self._steady_page_rate()) if self._steady_page_rate() > 0 else "?"
+        left, pace = self.pages_left(), self._steady_page_rate()
+        eta = _duration(left / pace) if pace > 0 else "?"
         percent = 100.0 * self.files / self.total if self.total else 100.0
         return (f"progress: {self.files}/{self.total} files ({percent:.0f}%), {self.pages} pages "
                 f"(~{left} left), {self.failed} failed, {file_rate:.2f} files/s, {page_rate:.2f} pages/s, "
