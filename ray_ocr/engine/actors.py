@@ -127,9 +127,10 @@ def start_pipeline_actors(cluster, spec: RunnerSpec, options) -> ActorGroup:
     """Plan the actors for the cluster (engine/placement.py) and start them: what
     ``ray_ocr.run_batch`` and ``ray_ocr.predict`` do once Ray is up. `options`: a
     config of ray_ocr/config.py (device, instances, GPU and CPU shares)."""
-    from ray_ocr.engine.placement import plan_for
+    from ray_ocr.engine.placement import nodes_for, plan_for
 
-    actors = start_actors(plan_for(options, cluster), spec, ship_models=cluster.ships_models)
+    slots = plan_for(options, cluster)
+    actors = start_actors(slots, spec, ship_models=cluster.ships_models)
     logger.info("starting %d %s actor(s) on %d node(s)", len(actors), options.pipeline.display_name,
-                len(cluster.nodes))
+                nodes_for(slots, cluster))
     return actors

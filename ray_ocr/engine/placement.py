@@ -75,8 +75,25 @@ def plan_for(options, cluster: ClusterInfo) -> list[ActorSlot]:
                        options.gpus_per_instance, options.cpus_per_instance)
 
 
+def _gpu_nodes(cluster: ClusterInfo) -> list:
+    return [n for n in cluster.nodes if n.gpus > 0]
+
+
+def _cpu_nodes(cluster: ClusterInfo) -> list:
+    return [n for n in cluster.nodes if n.cpus >= 1]
+
+
+def nodes_for(slots: list[ActorSlot], cluster: ClusterInfo) -> int:
+    """How many nodes the slots run on: GPU slots on the GPU nodes; CPU slots on the
+    nodes they were planned on (not a head started with ``--num-cpus 0``, nor a node
+    too small for ``--cpus_per_instance``)."""
+    if any(s.num_gpus for s in slots):
+        return len(_gpu_nodes(cluster))
+    return len({s.node_id for s in slots})  # one CPU node: no affinity, one None
+
+
 def _plan_gpu(name, device, cluster, k, gpus_per_instance, cpus_per_instance) -> list[ActorSlot]:
-    gpu_nodes = [n for n in cluster.nodes if n.gpus > 0]
+    gpu_nodes = _gpu_nodes(cluster)
     if not gpu_nodes:
         raise UsageError(f"--device {device}: the Ray cluster has no GPU")
     if device.gpu_ids is not None and not cluster.embedded:
@@ -123,7 +140,7 @@ def _check_cpus_fit(nodes, cpus_per_instance: float | None) -> None:
 
 
 def _plan_cpu(name, cluster, k, cpus_per_instance) -> list[ActorSlot]:
-    cpu_nodes = [n for n in cluster.nodes if n.cpus >= 1]
+    cpu_nodes = _cpu_nodes(cluster)
     if not cpu_nodes:
         raise UsageError("--device cpu: the Ray cluster has no CPU to run on")
     _check_cpus_fit(cpu_nodes, cpus_per_instance)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import sys
 import time
 
@@ -60,6 +61,15 @@ class PageEstimate:
         return in_flight + max(0, inputs_left - len(self.expected)) * self.typical()
 
 
+def _draws_a_bar(stream) -> bool:
+    """A terminal that tqdm can draw on: one that says it has 0 rows (some `script` and
+    serial consoles) gets no bar from tqdm, so it gets log lines instead."""
+    try:
+        return stream.isatty() and os.get_terminal_size(stream.fileno()).lines > 0
+    except (AttributeError, OSError, ValueError):  # no fileno (a wrapped stream), or closed
+        return False
+
+
 class Progress:
     """`total_files` may be None while discovery is still walking the input folders;
     ``set_total`` gives it once known (until then no percentage and no ETA)."""
@@ -74,7 +84,7 @@ class Progress:
         self._first_pages: tuple[float, int] | None = None  # (when, pages) of the first pages done
         self.enabled = enabled and total_files != 0
         self._bar = self._logs_above_bar = None
-        if self.enabled and self.stream.isatty():
+        if self.enabled and _draws_a_bar(self.stream):
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 

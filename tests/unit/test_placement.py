@@ -2,7 +2,7 @@ import pytest
 
 from ray_ocr.config import DeviceRequest
 from ray_ocr.engine.cluster import ClusterInfo, NodeResources
-from ray_ocr.engine.placement import plan_actors
+from ray_ocr.engine.placement import nodes_for, plan_actors
 from ray_ocr.errors import UsageError
 
 
@@ -60,3 +60,16 @@ def test_cpu_requests_that_no_node_can_hold():
         plan_actors("OCR", DeviceRequest.parse("gpu"), cluster((2, 1)), 1, cpus_per_instance=4)
     slots = plan_actors("OCR", DeviceRequest.parse("cpu"), cluster((2, 0), (4, 0)), 2, cpus_per_instance=1.5)
     assert [s.node_id for s in slots] == ["n0", "n1", "n1"]
+
+
+def test_nodes_counted_are_those_the_actors_run_on():
+    """The "starting N actor(s) on M node(s)" line: a head with no CPUs, a node too small
+    for the share and a CPU-only node beside GPU nodes are not counted."""
+    cpu_head = cluster((0, 0), (2, 0), (2, 0))
+    assert nodes_for(plan_actors("OCR", DeviceRequest.parse("cpu"), cpu_head, 1), cpu_head) == 2
+    one = cluster((0, 0), (2, 0))
+    assert nodes_for(plan_actors("OCR", DeviceRequest.parse("cpu"), one, 2), one) == 1
+    small = cluster((2, 0), (4, 0))
+    assert nodes_for(plan_actors("OCR", DeviceRequest.parse("cpu"), small, 1, cpus_per_instance=3), small) == 1
+    gpus = cluster((8, 0), (8, 2), (8, 1))
+    assert nodes_for(plan_actors("OCR", DeviceRequest.parse("gpu"), gpus, 2), gpus) == 2

@@ -69,3 +69,27 @@ def test_the_eta_keeps_the_pace_since_the_first_pages_not_the_start_up(monkeypat
     now[0] = 32.0
     progress.update({"b.png": 1}, {"b.png": 1}, 0)
     assert progress.pages_left() == 2 and progress.line().endswith("ETA 0m04s")
+
+
+def test_a_terminal_of_0_rows_gets_log_lines_not_a_bar(caplog):
+    """tqdm draws nothing on a terminal that says it has 0 rows (some `script` and
+    serial consoles): the run would show no progress at all, so it logs lines."""
+    import fcntl
+    import logging
+    import os
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        for rows, bar in ((0, False), (40, True)):
+            fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, 120, 0, 0))
+            progress = Progress(3, interval=1e-9, stream=terminal)
+            assert (progress._bar is not None) is bar
+            with caplog.at_level(logging.INFO, logger="ray_ocr.engine.progress"):
+                caplog.clear()
+                progress.update({"a.png": 1}, {"a.png": 1}, 0)
+            assert [r.getMessage().startswith("progress: 1/3 files") for r in caplog.records] == ([] if bar else [True])
+            progress.close()
+    os.close(leader)
