@@ -36,7 +36,10 @@ from ray_ocr.records import BatchResult, FileResult, WorkerInfo
 
 logger = logging.getLogger(__name__)
 
-_STATE_FILES = (MANIFEST_NAME, PARTS_NAME, RUNS_NAME, FAILURES_NAME, SUMMARY_NAME, "report.html")
+# A URI output's run state (io/state_mirror.py): the files only appended to go up as
+# what was added every STATE_PUSH_SECONDS; the others are written whole at the end.
+_APPENDED_STATE = (MANIFEST_NAME, PARTS_NAME, RUNS_NAME)
+_REPLACED_STATE = (FAILURES_NAME, SUMMARY_NAME, "report.html")
 STATE_PUSH_SECONDS = 60  # a killed driver loses at most this much of a URI output's records
 
 
@@ -71,7 +74,7 @@ class Driver:
         """The keys to run, lazily. Discovery runs up to the first key to run before this
         returns, so a run with no input fails, and one with nothing left to do ends,
         before Ray starts."""
-        self.outputs.pull_state((MANIFEST_NAME, PARTS_NAME, RUNS_NAME, FAILURES_NAME))
+        self.outputs.pull_state(_APPENDED_STATE, _REPLACED_STATE)
         keys = self.plan.keys()
         first = next(keys, None)
         if first is None:
@@ -110,7 +113,7 @@ class Driver:
             self.manifest.write_failures(every_input_recorded=not self.summary.interrupted)
             write_summary(cfg.pipeline.display_name, self._finish(), self.state_dir)
         finally:
-            self._push_state()  # a URI output gets every record written, even after a second signal
+            self._push_state(final=True)  # a URI output gets every record written, even after a second signal
         return self.summary
 
     def _finish(self) -> RunSummary:
@@ -181,8 +184,8 @@ class Driver:
         if self.metrics is not None:
             self.metrics.set_in_flight(dispatcher.batches_in_flight)
 
-    def _push_state(self) -> None:
-        self.outputs.push_state(_STATE_FILES)
+    def _push_state(self, final: bool = False) -> None:
+        self.outputs.push_state(final)
         self._last_push = time.monotonic()
 
     def _on_batch(self, result: BatchResult) -> None:

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Iterable, Iterator
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ray_ocr.errors import SetupError, first_line
 from ray_ocr.io.outputs import atomic_write_bytes, safe_join
+from ray_ocr.io.state_mirror import StateMirror
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ class UriFolder:
         self._made: set[str] = set()
         self._listings: dict[str, set[str]] = {}  # output folder -> names, for the resume check
         self.bad_names: set[str] = set()  # none: object keys are UTF-8 text
+        self._state: StateMirror | None = None  # the driver's, once it pulls the state
 
     @property
     def _fs_root(self):
@@ -182,27 +185,12 @@ class UriFolder:
         digest = hashlib.sha256(self.uri.encode()).hexdigest()[:16]
         return os.path.join(os.path.expanduser("~"), ".cache", "ray_ocr", "runs", digest)
 
-    def pull_state(self, names: Iterable[str]) -> None:
-        """Resume from the state stored beside the outputs (a stale local copy of a
-        file the URI no longer has is removed), once the URI is known to take writes.
-        Only "not found" means no earlier run: on any other error the run stops, as
-        going on without the manifest would redo finished work, then overwrite the
-        record of it."""
+    def pull_state(self, appended: Iterable[str], replaced: Iterable[str]) -> None:
+        """Resume from the state stored beside the outputs (io/state_mirror.py), once the
+        URI is known to take writes. `appended`: the files only appended to."""
         self._check_writable()
-        os.makedirs(self.state_dir, exist_ok=True)
-        for name in names:
-            try:
-                data = self.read(name)
-            except FileNotFoundError:
-                data = None
-            except OSError as exc:
-                raise SetupError(f"--output_dir {self.display_root}: cannot read its {name} ({first_line(exc)}); "
-                                 "stopped so as not to redo finished work and overwrite its record") from None
-            path = os.path.join(self.state_dir, name)
-            if data is not None:
-                atomic_write_bytes(path, data)
-            elif os.path.exists(path):
-                os.unlink(path)
+        self._state = StateMirror(self, self.state_dir, appended, replaced)
+        self._state.pull()
 
     def _check_writable(self) -> None:
         """One empty object written and removed, before Ray starts: a missing bucket, a
@@ -214,19 +202,36 @@ class UriFolder:
         except OSError as exc:
             raise SetupError(f"--output_dir {self.display_root}: cannot write there ({first_line(exc)})") from None
         try:
-            fs, _ = self._fs_root
-            fs.delete_file(self._path(probe))
+            self.delete(probe)
         except FileNotFoundError:
             pass  # another run on this folder removed it first
         except OSError as exc:
             logger.warning("could not remove %s: %s", self.display(probe), first_line(exc))
 
-    def push_state(self, names: Iterable[str]) -> None:
-        for name in names:
-            path = os.path.join(self.state_dir, name)
-            if os.path.exists(path):
-                with open(path, "rb") as handle:
-                    self.write(name, handle.read())
+    def push_state(self, final: bool = False) -> None:
+        """Mirror the state: what was appended since the last push; `final`: every file
+        whole (the end of the run)."""
+        if self._state is not None:
+            self._state.push_all() if final else self._state.push_new()
+
+    def list_files(self, rel_dir: str) -> list[str]:
+        """The keys of the files directly in a folder (none if it is not there); other
+        errors raise, unlike an input listing's."""
+        import pyarrow.fs
+
+        fs, _ = self._fs_root
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(self._path(rel_dir), allow_not_found=True))
+        return [f"{rel_dir}/{info.path.rsplit('/', 1)[-1]}" for info in infos if info.type == pyarrow.fs.FileType.File]
+
+    def write_from(self, rel: str, local_path: str) -> None:
+        """A local file, streamed (a run's manifest can be hundreds of megabytes)."""
+        fs, _ = self._fs_root
+        with open(local_path, "rb") as source, fs.open_output_stream(self._path(rel)) as stream:
+            shutil.copyfileobj(source, stream, 8 << 20)
+
+    def delete(self, rel: str) -> None:
+        fs, _ = self._fs_root
+        fs.delete_file(self._path(rel))
 
 
 class LocalFolder:
@@ -273,10 +278,10 @@ class LocalFolder:
     def state_dir(self) -> str:
         return self.root  # the manifest and reports live beside the outputs
 
-    def pull_state(self, names: Iterable[str]) -> None:
+    def pull_state(self, appended: Iterable[str], replaced: Iterable[str]) -> None:
         pass
 
-    def push_state(self, names: Iterable[str]) -> None:
+    def push_state(self, final: bool = False) -> None:
         pass
 
 

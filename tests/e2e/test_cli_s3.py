@@ -113,3 +113,66 @@ def test_a_manifest_that_cannot_be_read_stops_the_run_and_is_kept(s3_server, s3_
         assert stream.read() == earlier
     written = fs.get_file_info(pyarrow.fs.FileSelector("ocrtest/kept", recursive=True))
     assert [info.path for info in written] == ["ocrtest/kept/ray_ocr_manifest.jsonl"]  # no OCR, no result
+
+
+_PUSH_EVERY_TICK = """
+import sys
+import ray_ocr
+from ray_ocr.engine import driver
+driver.STATE_PUSH_SECONDS = 0  # a push on every tick of the driver's loop, not every minute
+ray_ocr.run_batch("ray_ocr.testing.standin:SchedulingTestPipeline", sys.argv[1], sys.argv[2], device="cpu",
+                  instances_per_device=1, batch_size=1, pipeline_params={"sleep_seconds": sys.argv[3]},
+                  progress_interval=-1)
+"""
+
+
+def _state_segments(fs, prefix: str) -> dict[str, bytes]:
+    import pyarrow.fs
+
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(f"ocrtest/{prefix}/ray_ocr_state", allow_not_found=True))
+    segments = {}
+    for info in infos:
+        with fs.open_input_stream(info.path) as stream:
+            segments[info.path.rsplit("/", 1)[-1]] = stream.read()
+    return segments
+
+
+def test_a_killed_driver_s_records_are_in_the_bucket_and_the_rerun_skips_them(s3_server, tmp_path, monkeypatch):
+    """During a run only the records added since the last push go up (a segment each);
+    the driver SIGKILLed mid-run, the rerun reads them, redoes only the rest, and ends
+    with one whole manifest, a record per input, and no segment left."""
+    import signal
+    import time
+
+    from tests.helpers import make_images
+
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    fs, _ = s3(s3_server)
+    fs.create_dir("ocrtest")
+    inputs, output = make_images(tmp_path / "in", 40), f"s3://ocrtest/killed?{s3_server}"
+    proc = subprocess.Popen([sys.executable, "-c", _PUSH_EVERY_TICK, str(inputs), output, "0.5"],
+                            env=dict(os.environ), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while sum(b.count(b"\n") for n, b in _state_segments(fs, "killed").items()
+                  if n.endswith("ray_ocr_manifest.jsonl")) < 5:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    segments = {n: b for n, b in _state_segments(fs, "killed").items() if n.endswith("ray_ocr_manifest.jsonl")}
+    pushed = [json.loads(line)["key"] for _, data in sorted(segments.items()) for line in data.splitlines()]
+    assert len(pushed) == len(set(pushed)) >= 5  # each record went up once: no push repeats the file
+
+    rerun = subprocess.run([sys.executable, "-c", _PUSH_EVERY_TICK, str(inputs), output, "0.5"], env=dict(os.environ),
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    with fs.open_input_stream("ocrtest/killed/ray_ocr_manifest.jsonl") as stream:
+        records = [json.loads(line) for line in stream.read().splitlines()]
+    done = [r["key"] for r in records if r["status"] == "done"]
+    assert sorted(done) == sorted(p.name for p in inputs.iterdir()) and len(done) == 40  # once each
+    assert [r["key"] for r in records[: len(pushed)]] == pushed  # the killed run's, not redone
+    assert list(_state_segments(fs, "killed")) == ["compacted"]
