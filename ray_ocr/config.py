@@ -512,6 +512,13 @@ class ServeConfig(PipelineOptions):
         "127.0.0.1", "HTTP address to bind; 0.0.0.0 exposes the API, which has no authentication, to every "
                      "network the machine is on", metavar="ADDR")
     port: int = option(DEFAULT_SERVE_PORT, "HTTP port (PaddleX's)", check=_tcp_port)
+    # PaddleX's app renders a document's pages into memory before predicting, so a
+    # limit keeps one request from holding gigabytes; its default cuts silently, ours
+    # says so (serve/replica.py).
+    max_pages: int | None = option(
+        None, "a PDF's (or multi-page TIFF's) pages answered per request: its first N; a response that "
+              "leaves pages out says so in its x-ray-ocr-pages header. 0: every page (default: PaddleX's "
+              "10, or Serving.extra.max_num_input_imgs in --pipeline_config)", check=at_least(0), metavar="N")
 
     def __post_init__(self):
         super().__post_init__()

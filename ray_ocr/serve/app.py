@@ -48,7 +48,7 @@ from ray_ocr.serve.plan import (
     replica_counts,
     require_serve_extra,
 )
-from ray_ocr.serve.replica import ReplicaHeader, build_replica_pipeline
+from ray_ocr.serve.replica import build_replica_app, build_replica_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +58,11 @@ logger = logging.getLogger(__name__)
 class PaddleXPipelineServer:
     """One replica: one pipeline, behind PaddleX's own serving app for it."""
 
-    def __init__(self, spec, model_store: str | None = None):
+    def __init__(self, spec, model_store: str | None = None, max_pages: int | None = None):
         started = time.perf_counter()
         if model_store is not None:  # the builder's models, for nodes that cannot download them
             spec = with_shipped_models(spec, model_store)
-        self._pipeline, self._paddlex_config = build_replica_pipeline(spec)
+        self._pipeline, self._paddlex_config = build_replica_pipeline(spec, max_pages)
         self._routes: list[str] = []
         try:
             self._replica = serve.get_replica_context().replica_id.unique_id
@@ -72,10 +72,7 @@ class PaddleXPipelineServer:
                     time.perf_counter() - started)
 
     def __serve_build_asgi_app__(self):
-        from paddlex.inference.serving.basic_serving import create_pipeline_app
-
-        app = create_pipeline_app(self._pipeline.paddlex_pipeline, self._paddlex_config)
-        app.add_middleware(ReplicaHeader, value=self._replica)
+        app = build_replica_app(self._pipeline, self._paddlex_config, self._replica)
         self._routes = [route.path for route in app.routes if "POST" in (getattr(route, "methods", None) or ())]
         return app
 
@@ -160,7 +157,7 @@ def application(config, cluster=None):
     cluster = cluster if cluster is not None else _joined_cluster()
     plan = plan_deployment(config, cluster)
     store = ship_models(plan.runner) if cluster.ships_models else None
-    return plan, PaddleXPipelineServer.options(**plan.deployment_options()).bind(plan.runner, store)
+    return plan, PaddleXPipelineServer.options(**plan.deployment_options()).bind(plan.runner, store, plan.max_pages)
 
 
 def build_app(args: dict):

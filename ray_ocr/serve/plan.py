@@ -19,6 +19,7 @@ HEALTH_APP_NAME = "ray_ocr_health"
 DEPLOYMENT_NAME = "PaddleXPipeline"
 HEALTH_DEPLOYMENT_NAME = "Health"
 REPLICA_HEADER = "x-ray-ocr-replica"
+PAGES_HEADER = "x-ray-ocr-pages"  # "10 of 12": a document cut at --max_pages
 GRACEFUL_SHUTDOWN_S = 600
 # Serve's router for the pipeline replicas (serve/router.py): a request that finds
 # every replica full is routed when one of them finishes a request, not at the next
@@ -79,6 +80,7 @@ class DeploymentPlan:
     max_replicas: int
     planned: int  # replicas the cluster's resources hold, as a batch run would start actors
     max_ongoing_requests: int
+    max_pages: int | None = None  # --max_pages: None keeps PaddleX's (or the config's)
 
     def deployment_options(self) -> dict:
         """``Deployment.options(...)``: a fixed count, or autoscaling on queued requests."""
@@ -129,6 +131,7 @@ def plan_deployment(config, cluster) -> DeploymentPlan:
         max_replicas=max_replicas,
         planned=planned,
         max_ongoing_requests=config.max_ongoing_requests,
+        max_pages=config.max_pages,
     )
 
 

@@ -1,15 +1,19 @@
 """Inside a replica: the pipeline built as batch actors build it (bundled models and
 font seeded, ``cpu_threads``), its PaddleX config, PaddleX's colours kept per thread,
-warm-up, the replica header. No Ray here."""
+warm-up, documents cut at the page limit said, the response headers. No Ray here."""
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import os
 import sys
 import tempfile
 
 from ray_ocr.errors import SetupError
-from ray_ocr.serve.plan import REPLICA_HEADER
+from ray_ocr.serve.plan import PAGES_HEADER, REPLICA_HEADER
+
+logger = logging.getLogger("ray_ocr")
 
 
 class _PerThreadRandom:
@@ -63,9 +67,9 @@ def paddlex_config_of(pipeline) -> dict:
             return yaml.safe_load(handle)
 
 
-def build_replica_pipeline(spec):
+def build_replica_pipeline(spec, max_pages: int | None = None):
     """(paddleocr pipeline, its PaddleX config) for one replica, warmed up; `spec`: a
-    RunnerSpec (engine/placement.py's slot applied)."""
+    RunnerSpec (engine/placement.py's slot applied); `max_pages`: --max_pages."""
     from ray_ocr.models.runner import freeze_long_lived_objects, build_pipeline
 
     require_serial_pipeline_calls()
@@ -75,10 +79,90 @@ def build_replica_pipeline(spec):
     from paddlex.inference.serving.infra import utils as serving_utils
 
     serving_utils.MAX_IMAGE_PIXELS = spec.max_image_pixels  # PaddleX's app reads it at each call
+    say_cut_documents()
     warm_up(pipeline.paddlex_pipeline)
     isolate_paddlex_random()  # after the warm-up: the modules its first run imported too
     freeze_long_lived_objects()  # as batch actors do: full GCs stop walking the models
-    return pipeline, paddlex_config_of(pipeline)
+    return pipeline, with_page_limit(paddlex_config_of(pipeline), max_pages)
+
+
+def build_replica_app(pipeline, paddlex_config: dict, replica: str):
+    """PaddleX's own serving app for the pipeline, with ray_ocr's response headers."""
+    from paddlex.inference.serving.basic_serving import create_pipeline_app
+
+    app = create_pipeline_app(pipeline.paddlex_pipeline, paddlex_config)
+    app.add_middleware(ResponseHeaders, replica=replica)
+    return app
+
+
+def with_page_limit(config: dict, max_pages: int | None) -> dict:
+    """The PaddleX config with --max_pages as its app's ``max_num_input_imgs`` (0: none)."""
+    if max_pages is None:
+        return config
+    serving = dict(config.get("Serving") or {})
+    serving["extra"] = {**(serving.get("extra") or {}), "max_num_input_imgs": max_pages or None}
+    return {**config, "Serving": serving}
+
+
+# Notes for the response headers of the request being answered (a dict per request, set
+# by ResponseHeaders; PaddleX's app code, run within the request, adds to it).
+_RESPONSE_NOTES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("ray_ocr_response_notes",
+                                                                              default=None)
+_CUT: dict[int, tuple[int, int]] = {}  # id(pages read) -> (pages answered, pages in the document)
+
+
+def say_cut_documents() -> None:
+    """PaddleX's app answers only a document's first ``max_num_input_imgs`` pages, and
+    says nothing. Wrap its page reading (once per process) so a cut document is logged
+    and its response carries ``x-ray-ocr-pages: 10 of 12``. Its reader runs in a worker
+    thread, where the request's context is not: the page list's id carries the count
+    from the reader to the request."""
+    from paddlex.inference.serving.basic_serving._pipeline_apps._common import ocr as ocr_common
+    from paddlex.inference.serving.infra import utils as serving_utils
+
+    if getattr(serving_utils.file_to_images, "_ray_ocr", False):
+        return
+    read_pages, get_images = serving_utils.file_to_images, ocr_common.get_images
+
+    def file_to_images(file_bytes, file_type, *, max_num_imgs=None):
+        images, data_info = read_pages(file_bytes, file_type, max_num_imgs=max_num_imgs)
+        if max_num_imgs is not None and len(images) >= max_num_imgs:
+            total = _page_count(file_bytes, file_type)
+            if total > len(images):
+                logger.warning("a document of %d pages: answered its first %d (--max_pages; 0 answers every page)",
+                               total, len(images))
+                _CUT[id(images)] = (len(images), total)
+        return images, data_info
+
+    async def images_of_request(request, app_context):
+        images, data_info = await get_images(request, app_context)
+        cut, notes = _CUT.pop(id(images), None), _RESPONSE_NOTES.get()
+        if cut is not None and notes is not None:
+            notes[PAGES_HEADER] = "%d of %d" % cut
+        return images, data_info
+
+    file_to_images._ray_ocr = True
+    serving_utils.file_to_images, ocr_common.get_images = file_to_images, images_of_request
+
+
+def _page_count(file_bytes: bytes, file_type: str) -> int:
+    """Pages in a PDF or (multi-page) TIFF, without rendering them."""
+    import io
+
+    if file_type == "PDF":
+        import pypdfium2 as pdfium
+        from paddlex.inference.serving.infra.utils import pdfium_lock
+
+        with pdfium_lock:
+            document = pdfium.PdfDocument(file_bytes)
+            try:
+                return len(document)
+            finally:
+                document.close()
+    from PIL import Image
+
+    with Image.open(io.BytesIO(file_bytes)) as image:
+        return getattr(image, "n_frames", 1)
 
 
 def require_serial_pipeline_calls() -> None:
@@ -112,20 +196,24 @@ def warm_up(paddlex_pipeline) -> None:
         logging.getLogger("ray_ocr").info("warm-up skipped for %s: %s", type(paddlex_pipeline).__name__, exc)
 
 
-class ReplicaHeader:
-    """ASGI middleware: every HTTP response names the replica that made it."""
+class ResponseHeaders:
+    """ASGI middleware: every HTTP response names the replica that made it, and carries
+    the notes its request left (a document cut at the page limit)."""
 
-    def __init__(self, app, value: str):
+    def __init__(self, app, replica: str):
         self.app = app
-        self.header = (REPLICA_HEADER.encode(), value.encode())
+        self.header = (REPLICA_HEADER.encode(), replica.encode())
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        notes: dict[str, str] = {}
+        _RESPONSE_NOTES.set(notes)  # this request's task and the tasks it starts see this dict
 
-        async def send_with_header(message):
+        async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), self.header]}
+                extra = [self.header, *((k.encode(), v.encode()) for k, v in notes.items())]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        return await self.app(scope, receive, send_with_header)
+        return await self.app(scope, receive, send_with_headers)

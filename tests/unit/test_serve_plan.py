@@ -147,7 +147,7 @@ def test_a_flag_both_commands_take_is_one_declaration():
         a, b = run_flags[flag], serve_flags[flag]
         assert (a.help, a.type, a.default, a.metavar) == (b.help, b.type, b.default, b.metavar), flag
     assert set(serve_flags) - shared == {"--min_replicas", "--max_replicas", "--max_ongoing_requests", "--host",
-                                         "--port"}
+                                         "--port", "--max_pages"}
 
 
 def test_the_serve_cli_parses_into_a_serve_config():
@@ -250,3 +250,20 @@ def test_a_port_another_server_holds_is_a_usage_error_and_0000_is_warned(capsys)
     assert public_base_url("0.0.0.0", 8080) == f"http://{socket.gethostname()}:8080"
     assert "warning: --host 0.0.0.0" in capsys.readouterr().err
 
+
+
+def test_max_pages_reaches_paddlex_s_app_config():
+    """--max_pages goes to the replicas (the plan) and into PaddleX's app config as its
+    max_num_input_imgs: N, or None (every page) for 0; not given, PaddleX's (or the
+    --pipeline_config's) stays."""
+    from ray_ocr.serve.replica import with_page_limit
+
+    assert plan_deployment(serve_config(device="cpu", pipeline_params=OFFLINE, max_pages=3), cluster((2, 0))).max_pages == 3
+    assert plan_deployment(serve_config(device="cpu", pipeline_params=OFFLINE), cluster((2, 0))).max_pages is None
+    config = {"pipeline_name": "OCR", "Serving": {"extra": {"max_num_input_imgs": 4, "return_img_urls": False}}}
+    assert with_page_limit(config, None) is config
+    assert with_page_limit(config, 0)["Serving"]["extra"] == {"max_num_input_imgs": None, "return_img_urls": False}
+    assert with_page_limit({"pipeline_name": "OCR"}, 12)["Serving"] == {"extra": {"max_num_input_imgs": 12}}
+    assert config["Serving"]["extra"]["max_num_input_imgs"] == 4  # the given config is not changed
+    with pytest.raises(UsageError, match="--max_pages"):
+        serve_config(max_pages=-1)
