@@ -42,9 +42,10 @@ class PageEstimate:
             if key in self.expected:
                 self.done_of[key] += pages
         for key, pages in finished.items():
-            self.expected.pop(key, None)
+            # What this run did of it: a PDF resumed with 2 of its 6 pages left is 2 (its
+            # record says 6), or the inputs not read yet would count as 6 each.
+            self.finished_sizes[self.expected.pop(key, pages)] += 1
             self.done_of.pop(key, None)
-            self.finished_sizes[pages] += 1
 
     def typical(self) -> int:
         """The median pages of a finished input (at least 1; 1 before any finished)."""

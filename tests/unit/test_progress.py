@@ -44,6 +44,16 @@ def test_an_input_not_read_yet_counts_the_median_finished_input():
     assert estimate.typical() == 20
 
 
+def test_a_resumed_pdf_counts_the_pages_this_run_did_not_its_whole_length():
+    """A PDF with 2 of its 6 pages left (an earlier run did 4): it finishes with a record
+    of 6 pages, but the inputs not read yet count as 2 each, not 6 (a trial saw the
+    pages left go from ~4 to ~10 with 7 pages left)."""
+    estimate = PageEstimate()
+    estimate.expect("resumed.pdf", 2)
+    estimate.done({"resumed.pdf": 2}, {"resumed.pdf": 6})
+    assert estimate.typical() == 2 and estimate.left(2) == 4
+
+
 def test_a_failed_input_takes_its_pages_left_with_it():
     estimate = PageEstimate()
     estimate.expect("bad.pdf", 50)
