@@ -84,7 +84,7 @@ def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, Any]:
     return parsed
 
 
-SAVE_KINDS = ("json", "markdown", "img")
+SAVE_KINDS = ("json", "markdown", "img", "page")
 # paddleocr pipelines whose predict() takes {"image": ..., "query": ...} instead of an image.
 QUERY_PIPELINES = {"DocUnderstanding"}
 # paddleocr pipelines whose results have save_to_markdown.
@@ -194,6 +194,10 @@ def at_least(low: float, note: str = ""):
 
 def above(low: float):
     return lambda value: None if value > low else f"must be > {low}"
+
+
+def _gpu_fraction(value: float) -> str | None:
+    return None if 0 < value <= 1 else "must be > 0 and at most 1 (a pipeline uses one GPU at most)"
 
 
 @dataclass(frozen=True)
@@ -345,7 +349,7 @@ class PipelineOptions:
         1, "pipeline instances (batch actors, serving replicas) per GPU (each asks 1/K GPU) or per node on cpu",
         check=at_least(1))
     gpus_per_instance: float | None = option(
-        None, "GPU fraction each instance asks for (default 1/instances_per_device)", check=above(0))
+        None, "GPU fraction each instance asks for (default 1/instances_per_device)", check=_gpu_fraction)
     cpus_per_instance: float | None = option(
         None, "CPUs each instance asks for; also its Paddle cpu_threads (default on cpu: the node's CPUs / "
               "instances_per_device)", check=above(0))
@@ -407,8 +411,9 @@ class PredictConfig(PipelineOptions):
     predict_params: tuple[tuple[str, Any], ...] = option(
         (), "predict() arguments", convert=_params("predict_params"),
         cli=ParamFlags("--predict_param", "argument to predict() (repeatable; YAML scalar value)"))
-    pdf_password: str | None = option(None, "password for encrypted PDFs")
-    input_glob_pattern: str = option("*", "which files under the input folder ('**/*' recurses)", check=_glob)
+    pdf_password: str | None = option(None, "password for encrypted PDFs", metavar="TEXT")
+    input_glob_pattern: str = option("*", "which files under the input folder ('**/*' recurses)", check=_glob,
+                                     metavar="GLOB")
     batch_size: int = option(1, "files per actor task", check=at_least(1))
     max_attempts: int = option(
         3, "tries per file when its actor process dies, then it is quarantined", check=at_least(1))
@@ -420,8 +425,8 @@ class PredictConfig(PipelineOptions):
                                 "by several actors at once (0: a PDF is always one task)",
         check=at_least(0, " (0: never split a PDF)"))
     max_bytes_in_flight: int = option(
-        1 << 30, "input bytes shipped to actors and not yet back (1 GiB); bounds the driver's and the object "
-                 "store's memory", check=above(0))
+        1 << 30, "input bytes shipped to actors and not yet back (default 1 GiB); bounds the driver's and "
+                 "the object store's memory", check=above(0), metavar="BYTES")
     query: str | None = option(
         None, "the question a document-understanding pipeline (DocUnderstanding) answers for every page; "
               "required there, refused by pipelines that take none", metavar="TEXT")
@@ -471,8 +476,8 @@ class RunConfig(PredictConfig):
         0, "restart an actor's process once its resident memory exceeds this (0: never)",
         check=at_least(0, " (0: never recycle)"), metavar="MB")
     progress_interval: float = option(
-        30.0, "when stderr is not a terminal, a progress line every this many seconds (-1: none). On a "
-              "terminal: a progress bar")
+        30.0, "when stderr is not a terminal, a progress line every this many seconds (0 or less: none). On "
+              "a terminal: a progress bar")
 
     def __post_init__(self):
         super().__post_init__()
@@ -523,7 +528,8 @@ class ServeConfig(PipelineOptions):
     def __post_init__(self):
         super().__post_init__()
         if not self.pipeline.is_paddleocr:
-            raise UsageError(f"--pipeline {self.pipeline.display_name}: serving takes a pipeline that PaddleX "
-                             "serves, by name (OCR, SealRecognition, PPStructureV3, ...), not a class")
+            raise UsageError(f"--pipeline {self.pipeline.module}:{self.pipeline.class_name}: serving takes a "
+                             "pipeline that PaddleX serves, by name (OCR, SealRecognition, PPStructureV3, ...), "
+                             "not a class")
         if self.min_replicas and self.max_replicas and self.min_replicas > self.max_replicas:
             raise UsageError(f"--min_replicas {self.min_replicas} is more than --max_replicas {self.max_replicas}")

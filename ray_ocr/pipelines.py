@@ -85,5 +85,5 @@ def resolve_pipeline(name: str) -> PipelineRef:
         return resolve_pipeline(lowered[name.lower()])
     raise UsageError(
         f"unknown pipeline {name!r}; valid: {', '.join(valid_names())} "
-        "(or package.module:Class for your own)"
+        "(or package.module:Class for your own, in batch runs)"
     )

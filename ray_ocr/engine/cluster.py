@@ -235,9 +235,11 @@ def ray_session(
     if address:
         check_reachable(address)
         prepare_client_auth()
+        logger.info("joining the Ray cluster at %s", address)
         ray.init(address=address, logging_level=level, log_to_driver=not quiet)
         embedded = False
     else:
+        logger.info("starting Ray on this machine (a few seconds)")  # the first line after a silence
         with _owning_gpus(gpu_ids):
             # address="local": never join whatever cluster Ray's current-cluster file names.
             ray.init(address="local", num_cpus=num_cpus, num_gpus=len(gpu_ids) if gpu_ids is not None else None,

@@ -65,6 +65,9 @@ def plan_actors(
     k = instances_per_device
     if kind == "gpu":
         return _plan_gpu(pipeline_name, device, cluster, k, gpus_per_instance, cpus_per_instance)
+    if gpus_per_instance is not None:  # --device auto on a cluster with no GPU
+        raise UsageError(f"--gpus_per_instance {gpus_per_instance:g}: the Ray cluster has no GPU, so the run "
+                         "is on CPU (--cpus_per_instance sets a CPU share)")
     return _plan_cpu(pipeline_name, cluster, k, cpus_per_instance)
 
 

@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 class StopFlag:
     def __init__(self, message: str = "finishing the batches in flight, then stopping"):
         self.event = threading.Event()
-        self._message = message  # what the first signal does (the serve command stops otherwise)
+        self.message = message  # what the first signal does (the serve command's changes once it serves)
         self._previous = {}
 
     def __enter__(self) -> "StopFlag":
@@ -25,7 +25,7 @@ class StopFlag:
     def _handle(self, signum, _frame):
         if self.event.is_set():
             raise KeyboardInterrupt  # second signal: stop now
-        logger.warning("signal %s: %s", signum, self._message)
+        logger.warning("signal %s: %s", signum, self.message)
         self.event.set()
 
     def __exit__(self, *exc):

@@ -160,6 +160,25 @@ def _save_offline(saver, folder: str, kind: str) -> None:
                            "at a .ttf/.otf file on every node") from None
 
 
+def preprocessed_page(result) -> tuple[str, bytes]:
+    """``--save page``: (``<stem>_page.png``, its PNG) of the page as the pipeline's
+    document preprocessing left it (turned upright, unwarped; the page as read when that
+    is off): DocPreprocessor's ``output_img``, or ``doc_preprocessor_res``'s in the
+    pipelines that run it first. PaddleX's ``save_to_img`` draws it only beside the
+    original, captioned; lossless, as it is what OCR read."""
+    import cv2
+
+    page = result.get("output_img")
+    if page is None:
+        page = (result.get("doc_preprocessor_res") or {}).get("output_img")
+    if page is None:
+        raise ValueError(f"{type(result).__name__} has no preprocessed page (--save page)")
+    ok, png = cv2.imencode(".png", page)  # PaddleX keeps pages in BGR, as OpenCV writes them
+    if not ok:
+        raise ValueError("could not encode the preprocessed page as PNG (--save page)")
+    return f"{Path(str(result['input_path'])).stem}_page.png", png.tobytes()
+
+
 def freeze_long_lived_objects() -> None:
     """Move the objects made so far out of the garbage collector's sight: each full
     collection walked all of them. In an actor, the pipeline's (some 300,000 for
@@ -299,6 +318,9 @@ class PipelineRunner:
         with --save markdown the page's piece of its document's markdown."""
         files, markdown = [], None
         for kind in self.spec.save:
+            if kind == "page":
+                files.append(preprocessed_page(result))
+                continue
             saver = getattr(result, self._SAVERS[kind], None)
             if saver is None:
                 raise ValueError(f"{type(result).__name__} has no {self._SAVERS[kind]} (--save {kind})")

@@ -69,7 +69,7 @@ def serve_forever(config: ServeConfig) -> int:
     # The signal handlers go in after Ray starts: Ray's own SIGTERM handler (an abort)
     # would otherwise replace them.
     with ray_session(config.address, gpu_ids, quiet=not config.verbose) as cluster, \
-            StopFlag("stopping; requests in flight are answered first (a second signal: at once)") as flag, \
+            StopFlag("stopping (a second signal: at once)") as flag, \
             serve_started(config, embedded=cluster.embedded) as service:
         base = public_base_url(config.host, config.port)
         print(f"ray_ocr.serve: starting {config.pipeline.display_name} replicas; /health answers meanwhile "
@@ -80,6 +80,7 @@ def serve_forever(config: ServeConfig) -> int:
             return 130
         plan, paths = deployed
         service.drain = True
+        flag.message = "stopping; requests in flight are answered first (a second signal: at once)"
         counts = (f"{plan.max_replicas} replica{'s' if plan.max_replicas > 1 else ''}"
                   if plan.min_replicas == plan.max_replicas else f"{plan.min_replicas}-{plan.max_replicas} replicas")
         print(f"ray_ocr.serve: {config.pipeline.display_name} at {', '.join(base + p for p in paths)} "

@@ -23,11 +23,15 @@ def test_save_img_writes_the_ocr_visualisation(tmp_path):
     inputs = copy_docs(tmp_path / "in", ["word_ch_1.jpg", "pdflatex-outline.pdf"])
     out = tmp_path / "out"
     proc = run_cli("--pipeline", "OCR", "--input_dir", str(inputs), "--output_dir", str(out), "--device", "cpu",
-                   "--save", "img", *cli_params(MOBILE_OCR_PARAMS))
+                   "--save", "img,page", *cli_params(MOBILE_OCR_PARAMS))
     assert proc.returncode == 0, proc.stderr[-2000:]
     images = {p.name for p in out.iterdir() if p.suffix in (".png", ".jpg")}
     # PaddleX keeps a JPEG input's suffix for its visualisation; PDF pages are PNGs.
-    assert images == {"word_ch_1_ocr_res_img.jpg"} | {f"pdflatex-outline_{i}_ocr_res_img.png" for i in range(4)}
+    assert images == ({"word_ch_1_ocr_res_img.jpg", "word_ch_1_page.png"}
+                      | {f"pdflatex-outline_{i}_{kind}.png" for i in range(4) for kind in ("ocr_res_img", "page")})
+    # --save page with the document preprocessing off: the page as read (a PDF page as rendered).
+    assert (cv2.imread(str(out / "word_ch_1_page.png")) == cv2.imread(str(inputs / "word_ch_1.jpg"))).all()
+    assert cv2.imread(str(out / "pdflatex-outline_0_page.png")).shape[:2] == (1684, 1191)  # A4 at PaddleX's scale 2
     picture = cv2.imread(str(out / "word_ch_1_ocr_res_img.jpg"))
     assert picture is not None and picture.shape[0] > 0
     assert json.loads((out / "word_ch_1.json").read_text())["rec_texts"] == ["韩国小馆"]

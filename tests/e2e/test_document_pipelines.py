@@ -183,7 +183,7 @@ def test_doc_preprocessor_turns_pages_upright_and_saves_them(ray_cluster, tmp_pa
     inputs.mkdir()
     (inputs / "book.jpg").write_bytes((PO / "book_rot180.jpg").read_bytes())
     image_pdf(inputs / "books.pdf", PO / "book_rot180.jpg", PO / "book_rot180.jpg")
-    summary = run("DocPreprocessor", inputs, tmp_path / "out", params, save="img")
+    summary = run("DocPreprocessor", inputs, tmp_path / "out", params, save="img,page")
     assert (summary.succeeded, summary.failed) == (2, 0)
     out = tmp_path / "out"
     res = json.loads((out / "book.json").read_text())
@@ -194,6 +194,13 @@ def test_doc_preprocessor_turns_pages_upright_and_saves_them(ray_cluster, tmp_pa
     for name in ("book_preprocessed_img.jpg", "books_0_preprocessed_img.png", "books_1_preprocessed_img.png"):
         picture = cv2.imread(str(out / name))  # the page as read, turned, unwarped: side by side
         assert picture is not None and picture.shape[1] == 3 * 1100 and picture.shape[0] >= 708, name
+    # --save page: the corrected page by itself, pixel for pixel what PaddleOCR's own call makes.
+    pipeline = DocPreprocessor(device="cpu", cpu_threads=1, **params)
+    direct = [r["output_img"] for path in (inputs / "book.jpg", inputs / "books.pdf")
+              for r in pipeline.predict(str(path))]
+    for name, expected in zip(("book_page.png", "books_0_page.png", "books_1_page.png"), direct):
+        page = cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED)
+        assert page is not None and page.shape == expected.shape and (page == expected).all(), name
 
 
 def test_doc_understanding_asks_the_query_of_every_page(ray_cluster, tmp_path):

@@ -38,6 +38,8 @@ def test_auto_picks_gpu_when_present():
 
 
 def test_gpu_errors():
+    with pytest.raises(UsageError, match="--gpus_per_instance 0.5: the Ray cluster has no GPU"):
+        plan_actors("OCR", DeviceRequest(), cluster((2, 0)), gpus_per_instance=0.5)  # auto: on CPU
     with pytest.raises(UsageError, match="no GPU"):
         plan_actors("OCR", DeviceRequest.parse("gpu"), cluster((2, 0)))
     with pytest.raises(UsageError, match="more than one GPU"):

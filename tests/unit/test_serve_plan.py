@@ -81,7 +81,8 @@ def test_nodes_of_different_sizes_give_every_replica_the_smallest_share():
 
 
 def test_bad_options_are_usage_errors():
-    with pytest.raises(UsageError, match="serving takes a pipeline that PaddleX serves, by name"):
+    with pytest.raises(UsageError, match="--pipeline ray_ocr.testing.standin:SchedulingTestPipeline: serving takes a "
+                                         "pipeline that PaddleX serves, by name"):
         serve_config(pipeline="ray_ocr.testing.standin:SchedulingTestPipeline")
     with pytest.raises(UsageError, match="unknown pipeline"):
         serve_config(pipeline="nope")
