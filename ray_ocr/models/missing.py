@@ -25,12 +25,14 @@ from ray_ocr.models.pipeline_config import ConfigPath, needed_modules
 
 
 @contextmanager
-def naming_missing_models(pipeline: str, param_tree: Mapping | None = None) -> Iterator[None]:
+def naming_missing_models(pipeline: str, param_tree: Mapping | None = None,
+                          given_config: Mapping | None = None) -> Iterator[None]:
     """While a pipeline builds or predicts, a model PaddleX cannot fetch raises a
     ModelUnavailableError naming it and the others missing in what is being built.
     `param_tree`: see ``constructor_param_tree`` (for a build: its paths are rooted at
-    the pipeline's config, as the walk's are only then). One thread at a time: actors
-    and replicas run one call at a time, and nothing else looks models up."""
+    the pipeline's config, as the walk's are only then); `given_config`: the user's
+    --pipeline_config, whose model names PaddleOCR may have replaced. One thread at a
+    time: actors and replicas run one call at a time, and nothing else looks models up."""
     if "paddlex" not in sys.modules:  # not PaddleX (a custom pipeline): nothing to name,
         yield  # and importing PaddleX would cost seconds of CPU in every actor
         return
@@ -49,7 +51,8 @@ def naming_missing_models(pipeline: str, param_tree: Mapping | None = None) -> I
             missing = _missing_in_build(str(model_name), cache)
             params = {name: [_param_for(param_tree or {}, path) for path in paths] for name, paths in missing}
             also = [name for name, _ in missing[1:]]
-            raise ModelUnavailableError(missing_model_message(pipeline, str(model_name), also, params, cache)) from exc
+            message = missing_model_message(pipeline, str(model_name), also, params, cache)
+            raise ModelUnavailableError(message + _names_replaced(pipeline, missing, given_config, params)) from exc
 
     official_models.get_model_path = get_model_path  # instance attribute, this process only
     try:
@@ -59,6 +62,30 @@ def naming_missing_models(pipeline: str, param_tree: Mapping | None = None) -> I
             vars(official_models).pop("get_model_path", None)
         else:
             official_models.get_model_path = previous
+
+
+def _names_replaced(pipeline: str, missing, given_config: Mapping | None, params: Mapping) -> str:
+    """Where --pipeline_config named another model than the one missing: PaddleOCR's
+    constructors put their default model names (by lang and ocr_version) over a config's
+    unless names or folders are given as arguments, so the error named models the user
+    never asked for."""
+    hints = []
+    for name, paths in missing:
+        for path, param in zip(paths, params.get(name, ())):
+            given = _entry(given_config, (*path, "model_name"))
+            if isinstance(given, str) and given != name and param and param.endswith("_model_dir"):
+                hints.append(f"--param {param[:-len('dir')]}name={given}")
+    if not hints:
+        return ""
+    return (f". Your --pipeline_config names other models there, but {pipeline}'s constructor puts its default "
+            f"names over a config's unless names are given as arguments: {' '.join(dict.fromkeys(hints))}")
+
+
+def _entry(tree: Mapping | None, path: ConfigPath):
+    node: Any = tree
+    for key in path:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node
 
 
 def _missing_in_build(failed: str, cache: Path) -> list[tuple[str, list[ConfigPath]]]:
@@ -143,9 +170,7 @@ def constructor_param_tree(pipeline_cls) -> dict:
 
 def _param_for(param_tree: Mapping, path: ConfigPath) -> str | None:
     """The constructor parameter that gives the module at `path` a model folder."""
-    node: Any = param_tree
-    for key in (*path, "model_dir") if path else ():
-        node = node.get(key) if isinstance(node, Mapping) else None
+    node = _entry(param_tree, (*path, "model_dir")) if path else None
     return node if isinstance(node, str) else None
 
 

@@ -108,7 +108,7 @@ def build_pipeline(spec: RunnerSpec):
     os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
     seed_bundled_models()
     cls = spec.pipeline.load()
-    with naming_missing_models(spec.pipeline.display_name, constructor_param_tree(cls)):
+    with naming_missing_models(spec.pipeline.display_name, constructor_param_tree(cls), spec.paddlex_config):
         try:
             return cls(**spec.constructor_kwargs())
         except Exception as exc:

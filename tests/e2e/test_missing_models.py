@@ -77,6 +77,34 @@ def test_missing_models_error_names_all_of_them(tmp_path, offline_registry):
     assert "get_model_path" not in vars(official_models)
 
 
+def test_models_a_pipeline_config_named_but_paddleocr_replaced_are_said(tmp_path, offline_registry):
+    """OCR with a --pipeline_config naming the mobile models and no model argument:
+    PaddleOCR's constructor puts its default names (PP-OCRv6_medium_*) over the config's.
+    The error names those (they are what is missing) and says which --param keeps the
+    config's, instead of leaving the user to wonder where they came from."""
+    offline_registry(tmp_path / "cache")
+    from paddlex.inference import load_pipeline_config
+
+    from ray_ocr.errors import ModelUnavailableError
+    from ray_ocr.models.runner import RunnerSpec, build_pipeline
+    from ray_ocr.pipelines import resolve_pipeline
+
+    config = dict(load_pipeline_config("OCR"))
+    config["SubModules"]["TextDetection"]["model_name"] = "PP-OCRv5_mobile_det"
+    config["SubModules"]["TextRecognition"]["model_name"] = "PP-OCRv5_mobile_rec"
+    config["use_doc_preprocessor"] = config["use_textline_orientation"] = False
+    spec = RunnerSpec(pipeline=resolve_pipeline("OCR"), paddlex_config=config)
+    with pytest.raises(ModelUnavailableError) as err:
+        build_pipeline(spec)
+    message = str(err.value)
+    assert message.startswith("OCR: model PP-OCRv6_medium_det (--param text_detection_model_dir=DIR) is not in ")
+    assert message.endswith("Your --pipeline_config names other models there, but OCR's constructor puts its "
+                            "default names over a config's unless names are given as arguments: --param "
+                            "text_detection_model_name=PP-OCRv5_mobile_det --param "
+                            "text_recognition_model_name=PP-OCRv5_mobile_rec")
+    assert "\n" not in message
+
+
 def test_a_model_missing_at_predict_time_fails_the_file_with_its_name(offline_registry, monkeypatch):
     """Some models load at their first use (PPStructureV3's table orientation model, at
     the first table). The OCR pipeline here is real; its predict is made to look one up
