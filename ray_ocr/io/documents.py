@@ -159,18 +159,25 @@ def iter_pdf_pages(
     pages: tuple[int, ...] | None = None,
     password: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+    warnings: list[str] | None = None,
 ) -> Iterator[tuple[int, int, object]]:
-    """Yield (page_index, page_count, BGR array), rendering one page at a time."""
-    from paddlex.inference.utils.pdf_rendering import render_pdf_page_to_numpy
+    """Yield (page_index, page_count, BGR array), rendering one page at a time. Pages
+    PaddleX renders below its scale to stay under `max_pixels` are named in one line
+    added to `warnings` once the last page is out (their OCR differs from a full-scale one)."""
+    from paddlex.inference.utils.pdf_rendering import estimate_pdf_render_pixels, render_pdf_page_to_numpy
     from paddlex.utils.flags import PDF_MIN_RENDER_SCALE, PDF_RENDER_SCALE
 
     doc = open_pdf(data, password)
+    smaller = []  # pages rendered below PaddleX's scale
     try:
         count = len(doc)
         wanted = range(count) if pages is None else [p for p in pages if 0 <= p < count]
         for index in wanted:
             page = doc[index]
             try:
+                full_scale = estimate_pdf_render_pixels(page.get_size(), PDF_RENDER_SCALE)[2]
+                if max_pixels is not None and full_scale > max_pixels:
+                    smaller.append(index)
                 image = render_pdf_page_to_numpy(
                     page,
                     page_index=index + 1,
@@ -185,3 +192,7 @@ def iter_pdf_pages(
             yield index, count, image
     finally:
         doc.close()
+    if smaller and warnings is not None:
+        named = ", ".join(map(str, smaller[:5])) + (", ..." if len(smaller) > 5 else "")
+        warnings.append(f"{len(smaller)} page(s) ({named}) rendered below PaddleX's scale {PDF_RENDER_SCALE:g} to "
+                        f"stay under --max_image_pixels {max_pixels:,}")

@@ -281,7 +281,7 @@ class PipelineRunner:
         if kind == "empty":
             raise DocumentError("read", "empty file")
         if kind == "pdf":
-            yield from iter_pdf_pages(item.data, item.page_range, self.spec.pdf_password, limit)
+            yield from iter_pdf_pages(item.data, item.page_range, self.spec.pdf_password, limit, warnings)
         elif kind == "tiff":
             yield from iter_tiff_pages(item.data, limit)
         else:

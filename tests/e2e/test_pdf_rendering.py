@@ -36,3 +36,17 @@ def test_broken_and_encrypted_pdfs():
         list(iter_pdf_pages(encrypted))
     pages = list(iter_pdf_pages(encrypted, password="openpassword"))
     assert [(i, n) for i, n, _ in pages] == [(0, 1)] and pages[0][2].ndim == 3
+
+
+def test_pages_rendered_smaller_to_fit_the_pixel_limit_are_said():
+    """A4 at PaddleX's scale 2 is 1191 x 1684 (about 2 million pixels): under a limit of
+    1.5 million PaddleX renders it smaller, which changes the OCR, so one warning names
+    the pages; under the default limit, none."""
+    data = (REALDOCS / "pdfs" / "pdflatex-outline.pdf").read_bytes()
+    warnings: list[str] = []
+    pages = list(iter_pdf_pages(data, max_pixels=1_500_000, warnings=warnings))
+    assert all(image.shape[0] * image.shape[1] <= 1_500_000 for _, _, image in pages)
+    assert warnings == ["4 page(s) (0, 1, 2, 3) rendered below PaddleX's scale 2 to stay under "
+                        "--max_image_pixels 1,500,000"]
+    warnings.clear()
+    assert len(list(iter_pdf_pages(data, warnings=warnings))) == 4 and warnings == []

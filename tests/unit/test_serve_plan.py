@@ -259,7 +259,8 @@ def test_max_pages_reaches_paddlex_s_app_config():
     --pipeline_config's) stays."""
     from ray_ocr.serve.replica import with_page_limit
 
-    assert plan_deployment(serve_config(device="cpu", pipeline_params=OFFLINE, max_pages=3), cluster((2, 0))).max_pages == 3
+    limited = serve_config(device="cpu", pipeline_params=OFFLINE, max_pages=3)
+    assert plan_deployment(limited, cluster((2, 0))).max_pages == 3
     assert plan_deployment(serve_config(device="cpu", pipeline_params=OFFLINE), cluster((2, 0))).max_pages is None
     config = {"pipeline_name": "OCR", "Serving": {"extra": {"max_num_input_imgs": 4, "return_img_urls": False}}}
     assert with_page_limit(config, None) is config
