@@ -469,6 +469,9 @@ class RunConfig(PredictConfig):
     resume_anyway: bool = option(
         False, "skip inputs finished with another pipeline or other parameters, instead of refusing to run "
                "(the folder then holds results of both)")
+    skip_failed: bool = option(
+        False, "skip inputs whose last try failed (failures.jsonl keeps them) instead of trying them again, "
+               "so an archive with files broken for good can end with exit code 0")
     max_tasks_per_actor: int = option(
         0, "restart an actor's process after this many batches, to bound memory growth on long runs "
            "(0: never)", check=at_least(0, " (0: never recycle)"))

@@ -100,18 +100,22 @@ class RunManifest:
                 latest[record["key"]] = value(record)
         return {key: v for key, v in latest.items() if v is not None}
 
-    def finished_outputs(self) -> tuple[dict[str, list[str]], set, dict[str, list[DonePart]]]:
+    def finished_outputs(self, failed_too: bool = False) -> tuple[dict[str, list[str]], set, dict[str, list[DonePart]]]:
         """What a rerun may skip: ({key: its outputs} for inputs whose latest record is
         done, the settings ids that made them and the parts below, {key: its parts done}
-        for PDFs not finished)."""
+        for PDFs not finished). `failed_too` (--skip_failed): inputs whose latest record
+        failed are in the first too, with no outputs (and no settings: no result of theirs
+        is kept)."""
         latest = self._latest(lambda r: (r["outputs"], r.get("settings"))
-                              if r.get("status") == "done" and r.get("outputs") else None)
+                              if r.get("status") == "done" and r.get("outputs") else
+                              ([], None) if failed_too and r.get("status") == "failed" else None)
         parts: dict[str, list[DonePart]] = {}
         for record in read_jsonl(self.parts_path):
             if record.get("key") not in latest and "pages" in record:
                 parts.setdefault(record["key"], []).append(DonePart(
                     tuple(record["pages"]), record["outputs"], record.get("settings"), record.get("page_count")))
-        ids = {i for _, i in latest.values()} | {part.settings for done in parts.values() for part in done}
+        ids = {i for outputs, i in latest.values() if outputs}
+        ids |= {part.settings for done in parts.values() for part in done}
         return {key: outputs for key, (outputs, _) in latest.items()}, ids, parts
 
     def __enter__(self) -> "RunManifest":

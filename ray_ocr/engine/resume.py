@@ -32,6 +32,7 @@ class InputPlan:
         self._parts_on_record: dict[str, list[DonePart]] = {}
         self.files = 0  # inputs found so far
         self.skipped = 0
+        self.skipped_failed = 0  # of those, inputs whose last try failed (--skip_failed)
         self.todo_total: int | None = None  # known once the last folder is listed
         self.on_total: Callable[[int], None] | None = None
         # An --input_list is grouped as listed, not by folder: a base (or a PDF's page
@@ -42,7 +43,8 @@ class InputPlan:
         """The keys to run, lazily, folder by folder, skipping finished ones."""
         finished: dict[str, list[str]] = {}
         if not self.config.overwrite:
-            finished, finished_ids, self._parts_on_record = self.manifest.finished_outputs()
+            finished, finished_ids, self._parts_on_record = self.manifest.finished_outputs(
+                failed_too=self.config.skip_failed)
             self._check_settings(finished_ids)
         cfg = self.config
         if "markdown" in getattr(cfg, "save", ()):  # a document's .md is made from every page's piece
@@ -71,9 +73,10 @@ class InputPlan:
         present = self.outputs.exists_all(wanted) if wanted else set()
         todo = []
         for key in group:
-            outputs = candidates.get(key)
-            if outputs and all(rel in present for rel in outputs):
+            outputs = candidates.get(key)  # [] for an input that failed (--skip_failed)
+            if outputs is not None and all(rel in present for rel in outputs):
                 self.skipped += 1
+                self.skipped_failed += not outputs
                 continue
             todo.append(key)
             kept = [part for part in parts.get(key, ()) if all(rel in present for rel in part.outputs)]
@@ -86,8 +89,10 @@ class InputPlan:
         if self.on_total is not None:
             self.on_total(total)
         if self.skipped:
-            logger.info("skipped %d input%s finished by an earlier run", self.skipped,
-                        "" if self.skipped == 1 else "s")
+            failed = (f" ({self.skipped_failed} of them failed: --skip_failed; failures.jsonl lists them)"
+                      if self.skipped_failed else "")
+            logger.info("skipped %d input%s finished by an earlier run%s", self.skipped,
+                        "" if self.skipped == 1 else "s", failed)
 
     def _check_settings(self, finished_ids: set) -> None:
         changes = self.manifest.settings_changes(self.settings, finished_ids)

@@ -46,3 +46,15 @@ def test_bad_inputs_fail_alone(tmp_path):
     [record] = [r for r in manifest if r["key"] == "book_truncated_half.jpg"]
     assert record["status"] == "done" and "truncated JPEG" in record["warnings"][0]
     assert "book_truncated_half.jpg: truncated JPEG" in proc.stderr
+
+    # Files broken for good: --skip_failed leaves them be, and the rerun ends with 0.
+    failures_before = (out / "failures.jsonl").read_bytes()
+    rerun = subprocess.run(
+        [sys.executable, "-m", "ray_ocr.run", "--pipeline", "OCR", "--input_dir", str(inputs),
+         "--output_dir", str(out), "--device", "cpu", "--skip_failed", *cli_params(MOBILE_OCR_PARAMS)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    files = len(os.listdir(inputs))
+    assert f"skipped {files} inputs finished by an earlier run ({len(bad)} of them failed: --skip_failed" in rerun.stderr
+    assert (out / "failures.jsonl").read_bytes() == failures_before
