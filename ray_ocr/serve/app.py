@@ -107,6 +107,8 @@ class HealthServer:
         app = status.applications.get(self._app)
         if app is None:
             return 503, f"Not ready: application {self._app!r} is not deployed"
+        if getattr(app.status, "value", app.status) == "DELETING":  # a load balancer takes it out now
+            return 503, "Not ready: stopping (answering the requests in flight)"
         deployment = app.deployments.get(self._deployment)
         states = dict(deployment.replica_states) if deployment else {}
         running = int(states.get("RUNNING", 0))

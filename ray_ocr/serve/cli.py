@@ -185,26 +185,33 @@ def _wait_until_routed(url: str, proxy_here: bool, timeout_s: float = 15.0) -> N
 def delete_apps(wait_s: float) -> None:
     """Delete this service's applications, waiting at most `wait_s` for them to go:
     a replica still waiting for resources may otherwise hold the delete for its whole
-    graceful-shutdown time (plan.GRACEFUL_SHUTDOWN_S). Serve finishes it meanwhile."""
-    from ray import serve
-
+    graceful-shutdown time (plan.GRACEFUL_SHUTDOWN_S). Serve finishes it meanwhile.
+    The pipeline's goes first: /health answers 503 ("stopping") while its requests in
+    flight are answered, so a load balancer takes the service out before it is gone."""
     from ray_ocr.serve.plan import APP_NAME, HEALTH_APP_NAME
 
-    for name in (APP_NAME, HEALTH_APP_NAME):
-        try:
-            serve.delete(name, _blocking=False)
-        except Exception:  # noqa: BLE001 - never deployed, or already gone
-            pass
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if not {APP_NAME, HEALTH_APP_NAME} & set(serve.status().applications):
-            break
-        time.sleep(1.0)
-    else:
+    gone = all([_delete_app(APP_NAME, deadline), _delete_app(HEALTH_APP_NAME, deadline)])
+    if not gone:
         _say_still_deleting(wait_s)
     from ray_ocr.engine.model_store import remove_stores_made_here
 
     remove_stores_made_here()  # the models it shipped: its application is gone
+
+
+def _delete_app(name: str, deadline: float) -> bool:
+    """Delete an application; whether it was gone by `deadline`."""
+    from ray import serve
+
+    try:
+        serve.delete(name, _blocking=False)
+    except Exception:  # noqa: BLE001 - never deployed, or already gone
+        pass
+    while name in serve.status().applications:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def _say_still_deleting(wait_s: float) -> None:
