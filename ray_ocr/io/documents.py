@@ -164,35 +164,38 @@ def iter_pdf_pages(
     """Yield (page_index, page_count, BGR array), rendering one page at a time. Pages
     PaddleX renders below its scale to stay under `max_pixels` are named in one line
     added to `warnings` once the last page is out (their OCR differs from a full-scale one)."""
-    from paddlex.inference.utils.pdf_rendering import estimate_pdf_render_pixels, render_pdf_page_to_numpy
-    from paddlex.utils.flags import PDF_MIN_RENDER_SCALE, PDF_RENDER_SCALE
-
     doc = open_pdf(data, password)
     smaller = []  # pages rendered below PaddleX's scale
     try:
         count = len(doc)
         wanted = range(count) if pages is None else [p for p in pages if 0 <= p < count]
         for index in wanted:
-            page = doc[index]
-            try:
-                full_scale = estimate_pdf_render_pixels(page.get_size(), PDF_RENDER_SCALE)[2]
-                if max_pixels is not None and full_scale > max_pixels:
-                    smaller.append(index)
-                image = render_pdf_page_to_numpy(
-                    page,
-                    page_index=index + 1,
-                    requested_scale=PDF_RENDER_SCALE,
-                    min_scale=PDF_MIN_RENDER_SCALE,
-                    max_pixels=max_pixels,
-                )
-            except Exception as exc:
-                raise DocumentError("render", f"page {index}: {exc}") from None
-            finally:
-                page.close()
+            image, reduced = _render_page(doc, index, max_pixels)
+            if reduced:
+                smaller.append(index)
             yield index, count, image
     finally:
         doc.close()
     if smaller and warnings is not None:
+        from paddlex.utils.flags import PDF_RENDER_SCALE
+
         named = ", ".join(map(str, smaller[:5])) + (", ..." if len(smaller) > 5 else "")
         warnings.append(f"{len(smaller)} page(s) ({named}) rendered below PaddleX's scale {PDF_RENDER_SCALE:g} to "
                         f"stay under --max_image_pixels {max_pixels:,}")
+
+
+def _render_page(doc, index: int, max_pixels: int | None) -> tuple[object, bool]:
+    """(the page as PaddleX renders it, whether below its scale to fit `max_pixels`)."""
+    from paddlex.inference.utils.pdf_rendering import estimate_pdf_render_pixels, render_pdf_page_to_numpy
+    from paddlex.utils.flags import PDF_MIN_RENDER_SCALE, PDF_RENDER_SCALE
+
+    page = doc[index]
+    try:
+        full_scale = estimate_pdf_render_pixels(page.get_size(), PDF_RENDER_SCALE)[2]
+        image = render_pdf_page_to_numpy(page, page_index=index + 1, requested_scale=PDF_RENDER_SCALE,
+                                         min_scale=PDF_MIN_RENDER_SCALE, max_pixels=max_pixels)
+    except Exception as exc:
+        raise DocumentError("render", f"page {index}: {exc}") from None
+    finally:
+        page.close()
+    return image, max_pixels is not None and full_scale > max_pixels
