@@ -104,10 +104,28 @@ def walk(pattern: str, list_dir: Callable[[str, Callable[[str], bool]], Listing 
         if max_depth is None or (rel_dir.count("/") + 1 if rel_dir else 0) < max_depth:
             stack.extend(sorted(subdirs, reverse=True))
         elif max_depth == 0 and subdirs:  # a run that silently did a tenth of an archive
-            logger.info("%d sub-folder(s) of the input folder not searched (%s): --input_glob_pattern %r "
-                        "matches files directly in it only; '**/%s' searches sub-folders too",
-                        len(subdirs), ", ".join(subdirs[:3]) + (", ..." if len(subdirs) > 3 else ""),
-                        pattern, pattern)
+            _say_not_searched(subdirs, pattern, list_dir)
+
+
+_CHECKED_SUBFOLDERS = 20  # a listing each: beyond these, a sub-folder is named unchecked
+
+
+def _say_not_searched(subdirs: list[str], pattern: str, list_dir) -> None:
+    """One line naming the sub-folders a top-folder pattern left that hold something."""
+    named = [d for d in subdirs[:_CHECKED_SUBFOLDERS] if _holds_anything(d, list_dir)]
+    named += subdirs[_CHECKED_SUBFOLDERS:]
+    if named:
+        logger.info("%d sub-folder(s) of the input folder not searched (%s): --input_glob_pattern %r "
+                    "matches files directly in it only; '**/%s' searches sub-folders too",
+                    len(named), ", ".join(named[:3]) + (", ..." if len(named) > 3 else ""), pattern, pattern)
+
+
+def _holds_anything(rel_dir: str, list_dir) -> bool:
+    """Whether a folder holds a file or a folder (not hidden). Its files are only seen,
+    never taken: the lister records nothing of them."""
+    seen: list[str] = []
+    listing = list_dir(rel_dir, lambda key: seen.append(key) or False)
+    return bool(seen or (listing and listing[1]))
 
 
 def iter_input_folders(

@@ -128,9 +128,10 @@ def test_a_name_that_is_not_utf8_becomes_a_list_failure_naming_it(tmp_path):
 def test_a_pattern_for_the_top_folder_names_the_sub_folders_it_leaves(tmp_path, caplog):
     """`*` (the default) does not enter sub-folders: one line says which it left, so an
     archive of sub-folders is not silently a tenth done; `**/*` enters them, no line."""
-    for rel in ("a.png", "scans/b.png", "more/c.pdf", ".hidden/d.png"):
+    for rel in ("a.png", "scans/b.png", "more/c.pdf", ".hidden/d.png", "only_hidden/.DS_Store"):
         (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()  # neither it nor only_hidden is named: nothing to search there
     with caplog.at_level("INFO", logger="ray_ocr.io.discovery"):
         assert list_inputs(tmp_path, "*") == ["a.png"]
     assert [r.getMessage() for r in caplog.records] == [
