@@ -103,6 +103,8 @@ def parse_save(save: str | tuple[str, ...] | None, pipeline: PipelineRef) -> tup
                              f"{', '.join(k for k in SAVE_KINDS if k != 'json')} (the JSON is always written)")
         if item != "json" and item not in kinds:
             kinds.append(item)
+    if "page" in kinds and pipeline.is_paddleocr and pipeline.class_name in QUERY_PIPELINES:
+        raise UsageError(f"--save page: the {pipeline.display_name} pipeline has no document preprocessing")
     if "markdown" in kinds and pipeline.is_paddleocr and pipeline.class_name not in MARKDOWN_PIPELINES:
         raise UsageError(
             f"--save markdown: the {pipeline.display_name} pipeline has no markdown output "
@@ -463,7 +465,8 @@ class RunConfig(PredictConfig):
     follow_symlinks: bool = option(False, "also read files that resolve outside --input_dir through symlinks")
     save: tuple[str, ...] = option(
         (), f"outputs beyond JSON (always written): markdown ({', '.join(sorted(MARKDOWN_PIPELINES))}; a file "
-            "per page and one per document), img (the result's visualisations), e.g. --save markdown,img",
+            "per page and one per document), img (the result's visualisations), page (the page as the "
+            "pipeline's document preprocessing left it, a PNG), e.g. --save markdown,img",
         convert=_save, metavar="KINDS", arg_type=str)
     overwrite: bool = option(False, "redo inputs that an earlier run finished (default: skip them)")
     resume_anyway: bool = option(

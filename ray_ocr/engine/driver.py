@@ -33,13 +33,14 @@ from ray_ocr.io.input_list import InputList
 from ray_ocr.io.storage import is_uri, open_folder
 from ray_ocr.models.runner import RunnerSpec, freeze_long_lived_objects
 from ray_ocr.records import BatchResult, FileResult, WorkerInfo
+from ray_ocr.report import REPORT_NAME
 
 logger = logging.getLogger(__name__)
 
 # A URI output's run state (io/state_mirror.py): the files only appended to go up as
 # what was added every STATE_PUSH_SECONDS; the others are written whole at the end.
 _APPENDED_STATE = (MANIFEST_NAME, PARTS_NAME, RUNS_NAME)
-_REPLACED_STATE = (FAILURES_NAME, SUMMARY_NAME, "report.html")
+_REPLACED_STATE = (FAILURES_NAME, SUMMARY_NAME, REPORT_NAME)
 STATE_PUSH_SECONDS = 60  # a killed driver loses at most this much of a URI output's records
 
 
@@ -94,6 +95,7 @@ class Driver:
         self.summary.note_milestone("first_input_found")
         gpu_ids = gpus_for_this_run(cfg.address, cfg.device)
         if not todo:  # nothing left: the last real run's summary, report and state stay as they are
+            self._push_state(final=True)  # (a URI output: a killed run's records folded into the files)
             return self._finish()
         os.makedirs(self.state_dir, exist_ok=True)
         self.manifest.start_run(self.settings)
@@ -140,7 +142,7 @@ class Driver:
         logger.info("results written by the %s (%s)", "actors" if self.actors_write else "driver", self.why_writers)
         try:  # (the bar holds the process's log handlers until it closes; the run's model store goes too)
             self.progress = Progress(self.plan.todo_total, interval=cfg.progress_interval,
-                                     enabled=cfg.progress_interval >= 0)
+                                     enabled=cfg.progress_interval > 0)
             self.plan.on_total = self.progress.set_total
             self.reader.on_page_count = self.progress.expect
             self.reader.done_parts = self.plan.done_parts

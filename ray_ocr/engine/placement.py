@@ -108,8 +108,6 @@ def _plan_gpu(name, device, cluster, k, gpus_per_instance, cpus_per_instance) ->
                 "when you `ray start` it"
             )
     per_actor = gpus_per_instance if gpus_per_instance is not None else _share(1.0, k)
-    if per_actor > 1.0:
-        raise UsageError(f"--gpus_per_instance {per_actor}: a pipeline uses one GPU at most")
     if per_actor * k > 1.0 + 1e-9:
         raise UsageError(
             f"--gpus_per_instance {per_actor} x --instances_per_device {k} is more than one GPU"

@@ -186,16 +186,20 @@ def iter_pdf_pages(
 
 def _render_page(doc, index: int, max_pixels: int | None) -> tuple[object, bool]:
     """(the page as PaddleX renders it, whether below its scale to fit `max_pixels`)."""
-    from paddlex.inference.utils.pdf_rendering import estimate_pdf_render_pixels, render_pdf_page_to_numpy
+    from paddlex.inference.utils.pdf_rendering import (
+        get_pdf_render_scale_within_pixel_limit,
+        render_pdf_page_to_numpy,
+    )
     from paddlex.utils.flags import PDF_MIN_RENDER_SCALE, PDF_RENDER_SCALE
 
     page = doc[index]
+    scales = dict(requested_scale=PDF_RENDER_SCALE, min_scale=PDF_MIN_RENDER_SCALE)
     try:
-        full_scale = estimate_pdf_render_pixels(page.get_size(), PDF_RENDER_SCALE)[2]
-        image = render_pdf_page_to_numpy(page, page_index=index + 1, requested_scale=PDF_RENDER_SCALE,
-                                         min_scale=PDF_MIN_RENDER_SCALE, max_pixels=max_pixels)
+        reduced = max_pixels is not None and get_pdf_render_scale_within_pixel_limit(
+            page.get_size(), page_index=index + 1, max_pixels=max_pixels, **scales) < PDF_RENDER_SCALE
+        image = render_pdf_page_to_numpy(page, page_index=index + 1, max_pixels=max_pixels, **scales)
     except Exception as exc:
         raise DocumentError("render", f"page {index}: {exc}") from None
     finally:
         page.close()
-    return image, max_pixels is not None and full_scale > max_pixels
+    return image, reduced

@@ -14,17 +14,24 @@ name order. A driver killed before the end leaves its segments, which the next r
 after the base. A run killed while writing the bases has its segments read again after a
 base that already ends with them: the last record of each input is the same either way.
 A segment that could not be removed is older than ``compacted`` and is not read again.
-Files written whole at the end (failures, summary, report) are not segmented.
+Files written whole at the end (failures, summary, report) are not segmented. The end's
+uploads are not interrupted by a signal (held until they are done): an upload cut short
+would be committed as it stands, a base that lost records.
+
+One run at a time per output folder: a run that ends compacts and removes the segments
+it found, and a second run writing meanwhile would lose its records on a resume.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import uuid
+from contextlib import contextmanager
 
 from ray_ocr.errors import SetupError, first_line
-from ray_ocr.io.outputs import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,7 @@ class StateMirror:
         self._seq = 0
         self._pushed: dict[str, int] = {}  # appended file -> bytes of it already at the URI
         self._segments: list[str] = []  # found at the start or written since: removed once compacted
+        self._merged = False  # segments newer than the last compaction were read at the start
 
     def pull(self) -> None:
         """Make the local folder what the URI holds. Only "not found" means no earlier
@@ -58,11 +66,31 @@ class StateMirror:
             if generation > done:
                 newer.setdefault(name, []).append(key)
         self.generation = max(self.generation, done + 1)
+        self._merged = any(newer.values())
         for name in self.appended + self.replaced:
-            base = self._read(name)
-            segments = [self._read(key) or b"" for key in newer.get(name, ())]
-            self._store(name, None if base is None and not segments else b"".join([base or b"", *segments]))
+            self._pull_file(name, newer.get(name, ()))
             self._pushed[name] = self._size(name)
+
+    def _pull_file(self, name: str, segments) -> None:
+        """The local copy of `name`: its base, then its segments, written to a temporary
+        file one at a time (a manifest can be hundreds of megabytes) and renamed."""
+        path = os.path.join(self.local_dir, name)
+        base = self._read(name)
+        if base is None and not segments:
+            if os.path.exists(path):
+                os.unlink(path)  # a stale local copy of a file the URI no longer has
+            return
+        partial = f"{path}.pulling"
+        with open(partial, "wb") as handle:
+            handle.write(base or b"")
+            if base and not base.endswith(b"\n"):
+                handle.write(b"\n")  # a torn last line must not swallow the next record
+            del base
+            for key in segments:
+                handle.write(self._read(key) or b"")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
 
     def _list_segments(self) -> list[tuple[str, int, str]]:
         """(key, generation, file name) of each segment at the URI, in name order."""
@@ -99,27 +127,45 @@ class StateMirror:
                 self._pushed[name] = start + len(added)
 
     def push_all(self) -> None:
-        """The end of a run: every file whole, then the generation they hold, then the
-        segments they make redundant removed (a refused removal only warns)."""
-        for name in self.appended + self.replaced:
-            path = os.path.join(self.local_dir, name)
-            if os.path.exists(path):
-                self.folder.write_from(name, path)
-        self.folder.write(COMPACTED, b"%d\n" % self.generation)
-        refused = 0
-        for key in self._segments:
+        """The end of a run: what is new as a segment (so a base ends with its
+        segments, as the module says), every file whole, the generation they hold, then
+        the segments they make redundant removed. A rerun with nothing to do writes only
+        when it read segments a killed run left."""
+        if not self._merged and self._nothing_new():
+            return
+        with _signals_held():
+            self.push_new()
+            for name in self.appended + self.replaced:
+                path = os.path.join(self.local_dir, name)
+                if os.path.exists(path):
+                    self.folder.write_from(name, path)
+            self.folder.write(COMPACTED, b"%d\n" % self.generation)
+        self._remove(self._segments)
+        self._segments, self._merged = [], False
+        self.generation += 1
+
+    def _nothing_new(self) -> bool:
+        return all(self._size(name) <= self._pushed.get(name, 0) for name in self.appended)
+
+    def _remove(self, keys: list[str]) -> None:
+        """Remove segments, a few at a time; a refused removal only warns (a run needs no
+        right to delete: what is left is older than `compacted`, and not read again)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def remove(key: str) -> bool:
             try:
                 self.folder.delete(key)
             except FileNotFoundError:
                 pass
             except OSError:
-                refused += 1
+                return False
+            return True
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            refused = sum(not removed for removed in pool.map(remove, keys))
         if refused:
             logger.warning("could not remove %d segment(s) of the run state in %s; they are not read again",
                            refused, self.folder.display(SEGMENTS_DIR))
-        self._segments = []
-        self._pushed = {name: self._size(name) for name in self.appended}
-        self.generation += 1
 
     def _read(self, key: str) -> bytes | None:
         try:
@@ -131,13 +177,21 @@ class StateMirror:
                              f"({first_line(exc)}); stopped so as not to redo finished work and "
                              "overwrite its record") from None
 
-    def _store(self, name: str, data: bytes | None) -> None:
-        path = os.path.join(self.local_dir, name)
-        if data is not None:
-            atomic_write_bytes(path, data)
-        elif os.path.exists(path):
-            os.unlink(path)  # a stale local copy of a file the URI no longer has
-
     def _size(self, name: str) -> int:
         path = os.path.join(self.local_dir, name)
         return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait (pending) until the block ends; in the main thread only,
+    where Python runs its handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

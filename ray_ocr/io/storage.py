@@ -211,8 +211,12 @@ class UriFolder:
     def push_state(self, final: bool = False) -> None:
         """Mirror the state: what was appended since the last push; `final`: every file
         whole (the end of the run)."""
-        if self._state is not None:
-            self._state.push_all() if final else self._state.push_new()
+        if self._state is None:
+            return
+        if final:
+            self._state.push_all()
+        else:
+            self._state.push_new()
 
     def list_files(self, rel_dir: str) -> list[str]:
         """The keys of the files directly in a folder (none if it is not there); other

@@ -53,7 +53,7 @@ class RunnerSpec:
     paddlex_config: dict | None = field(default=None, compare=False)
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
     pdf_password: str | None = None
-    save: tuple[str, ...] = ()  # beyond JSON: "markdown", "img"
+    save: tuple[str, ...] = ()  # beyond JSON: "markdown", "img", "page"
     query: str | None = None  # DocUnderstanding: predict({"image": page, "query": query})
     # Set when the actors write the outputs (a folder every node can write): the runner
     # writes each result there and returns a receipt instead of the JSON.

@@ -190,8 +190,11 @@ def delete_apps(wait_s: float) -> None:
     flight are answered, so a load balancer takes the service out before it is gone."""
     from ray_ocr.serve.plan import APP_NAME, HEALTH_APP_NAME
 
-    deadline = time.monotonic() + wait_s
-    gone = all([_delete_app(APP_NAME, deadline), _delete_app(HEALTH_APP_NAME, deadline)])
+    deadline, gone = time.monotonic() + wait_s, False
+    try:
+        gone = _delete_app(APP_NAME, deadline)
+    finally:  # also when a second signal cuts the wait: /health is not left deployed
+        gone = _delete_app(HEALTH_APP_NAME, deadline) and gone
     if not gone:
         _say_still_deleting(wait_s)
     from ray_ocr.engine.model_store import remove_stores_made_here

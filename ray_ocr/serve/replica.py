@@ -108,15 +108,20 @@ def with_page_limit(config: dict, max_pages: int | None) -> dict:
 # by ResponseHeaders; PaddleX's app code, run within the request, adds to it).
 _RESPONSE_NOTES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("ray_ocr_response_notes",
                                                                               default=None)
-_CUT: dict[int, tuple[int, int]] = {}  # id(pages read) -> (pages answered, pages in the document)
+
+
+class _CutPages(list):
+    """The pages PaddleX read of a document it cut, and how many the document has."""
+
+    total = 0
 
 
 def say_cut_documents() -> None:
     """PaddleX's app answers only a document's first ``max_num_input_imgs`` pages, and
     says nothing. Wrap its page reading (once per process) so a cut document is logged
     and its response carries ``x-ray-ocr-pages: 10 of 12``. Its reader runs in a worker
-    thread, where the request's context is not: the page list's id carries the count
-    from the reader to the request."""
+    thread, where the request's context is not: the page list itself carries the count
+    back to the request."""
     from paddlex.inference.serving.basic_serving._pipeline_apps._common import ocr as ocr_common
     from paddlex.inference.serving.infra import utils as serving_utils
 
@@ -127,42 +132,50 @@ def say_cut_documents() -> None:
     def file_to_images(file_bytes, file_type, *, max_num_imgs=None):
         images, data_info = read_pages(file_bytes, file_type, max_num_imgs=max_num_imgs)
         if max_num_imgs is not None and len(images) >= max_num_imgs:
-            total = _page_count(file_bytes, file_type)
+            total = _page_count(file_bytes, file_type, len(images))
             if total > len(images):
                 logger.warning("a document of %d pages: answered its first %d (--max_pages; 0 answers every page)",
                                total, len(images))
-                _CUT[id(images)] = (len(images), total)
+                images = _CutPages(images)
+                images.total = total
         return images, data_info
 
     async def images_of_request(request, app_context):
         images, data_info = await get_images(request, app_context)
-        cut, notes = _CUT.pop(id(images), None), _RESPONSE_NOTES.get()
-        if cut is not None and notes is not None:
-            notes[PAGES_HEADER] = "%d of %d" % cut
+        notes = _RESPONSE_NOTES.get()
+        if isinstance(images, _CutPages) and notes is not None:
+            notes[PAGES_HEADER] = f"{len(images)} of {images.total}"
         return images, data_info
 
     file_to_images._ray_ocr = True
     serving_utils.file_to_images, ocr_common.get_images = file_to_images, images_of_request
 
 
-def _page_count(file_bytes: bytes, file_type: str) -> int:
-    """Pages in a PDF or (multi-page) TIFF, without rendering them."""
+def _page_count(file_bytes: bytes, file_type: str, read: int) -> int:
+    """Pages in a PDF or multi-page TIFF (PaddleX's only documents of several pages),
+    without rendering them; `read` (what PaddleX read) when it cannot tell."""
     import io
 
-    if file_type == "PDF":
-        import pypdfium2 as pdfium
-        from paddlex.inference.serving.infra.utils import pdfium_lock
+    from paddlex.inference.serving.infra import utils as serving_utils
 
-        with pdfium_lock:
-            document = pdfium.PdfDocument(file_bytes)
-            try:
-                return len(document)
-            finally:
-                document.close()
-    from PIL import Image
+    try:
+        if file_type == "PDF":
+            import pypdfium2 as pdfium
 
-    with Image.open(io.BytesIO(file_bytes)) as image:
-        return getattr(image, "n_frames", 1)
+            with serving_utils.pdfium_lock:
+                document = pdfium.PdfDocument(file_bytes)
+                try:
+                    return len(document)
+                finally:
+                    document.close()
+        if serving_utils.is_tiff_bytes(file_bytes):
+            from PIL import Image
+
+            with Image.open(io.BytesIO(file_bytes)) as image:
+                return getattr(image, "n_frames", 1)
+    except Exception:  # noqa: BLE001 - PaddleX read it; a count is only for the header
+        pass
+    return read
 
 
 def require_serial_pipeline_calls() -> None:
@@ -208,7 +221,7 @@ class ResponseHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         notes: dict[str, str] = {}
-        _RESPONSE_NOTES.set(notes)  # this request's task and the tasks it starts see this dict
+        token = _RESPONSE_NOTES.set(notes)  # this request's task and the tasks it starts see this dict
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
@@ -216,4 +229,7 @@ class ResponseHeaders:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        return await self.app(scope, receive, send_with_headers)
+        try:
+            return await self.app(scope, receive, send_with_headers)
+        finally:
+            _RESPONSE_NOTES.reset(token)

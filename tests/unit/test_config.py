@@ -100,6 +100,9 @@ def test_save_kinds(tmp_path):
         parse_save("markdown", resolve_pipeline("SealRecognition"))
     with pytest.raises(UsageError, match="expected a comma list"):
         parse_save("pdf", resolve_pipeline("OCR"))
+    assert parse_save("page,img", resolve_pipeline("DocPreprocessor")) == ("page", "img")
+    with pytest.raises(UsageError, match="--save page: the DocUnderstanding pipeline has no document preprocessing"):
+        parse_save("page", resolve_pipeline("DocUnderstanding"))
 
 
 def _parser_flags(parser) -> set[str]:

@@ -113,8 +113,9 @@ def test_a_driver_killed_while_writing_the_bases_keeps_each_inputs_last_record(r
     first.append(MANIFEST, record("a.png", "failed"))
     first.folder.push_state()
     second = Run(remote, tmp_path / "second")  # reads first's segment
-    second.append(MANIFEST, record("a.png", "done") + record("b.png", "done"))
+    second.append(MANIFEST, record("b.png", "done"))
     second.folder.push_state()
+    second.append(MANIFEST, record("a.png", "done"))  # the last minute: not pushed yet
     monkeypatch.setattr(UriFolder, "delete", lambda self, rel: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):  # killed after the bases and `compacted`, before the removals
         second.folder.push_state(final=True)
@@ -122,6 +123,8 @@ def test_a_driver_killed_while_writing_the_bases_keeps_each_inputs_last_record(r
     third = Run(remote, tmp_path / "third")
     assert latest(third.local(MANIFEST)) == {"a.png": "done", "b.png": "done"}
     # Killed before `compacted` too: the segments are read again after a base that ends with them.
+    # (The records of the last minute, after the last push, go up as a segment first: else
+    # the base would end with them, and the segments read after it would undo them.)
     (remote / "ray_ocr_state" / "compacted").unlink()
     fourth = Run(remote, tmp_path / "fourth")
     assert latest(fourth.local(MANIFEST)) == {"a.png": "done", "b.png": "done"}
@@ -135,7 +138,7 @@ def test_a_segment_that_could_not_be_removed_is_not_read_again(remote, tmp_path,
     second.append(MANIFEST, record("a.png", "done"))
     monkeypatch.setattr(UriFolder, "delete", lambda self, rel: (_ for _ in ()).throw(PermissionError("denied")))
     second.folder.push_state(final=True)
-    assert "could not remove 1 segment(s)" in caplog.text
+    assert "could not remove 2 segment(s)" in caplog.text  # the first run's, and the second's last
     third = Run(remote, tmp_path / "third")
     assert latest(third.local(MANIFEST)) == {"a.png": "done"}  # not the stale "failed" after it
 
@@ -144,3 +147,29 @@ def test_state_that_cannot_be_listed_stops_the_run(remote, tmp_path):
     (remote / "ray_ocr_state").write_bytes(b"not a folder")
     with pytest.raises(SetupError, match=r"cannot (read|list) its ray_ocr_state"):
         Run(remote, tmp_path / "local")
+
+
+def test_a_rerun_with_nothing_to_do_compacts_only_what_a_killed_run_left(remote, tmp_path):
+    first = Run(remote, tmp_path / "first")
+    first.append(MANIFEST, record("a.png", "done"))
+    first.folder.push_state(final=True)
+    untouched = stored(remote)
+    idle = Run(remote, tmp_path / "idle")
+    idle.folder.push_state(final=True)  # read the bases, nothing new: nothing written
+    assert stored(remote) == untouched
+    killed = Run(remote, tmp_path / "killed")
+    killed.append(MANIFEST, record("b.png", "done"))
+    killed.folder.push_state()
+    after = Run(remote, tmp_path / "after")
+    after.folder.push_state(final=True)  # nothing new, but a killed run's segment to fold in
+    assert sorted(stored(remote)) == [MANIFEST, "ray_ocr_state/compacted"]
+    assert latest(stored(remote)[MANIFEST]) == {"a.png": "done", "b.png": "done"}
+
+
+def test_a_torn_last_line_of_a_base_does_not_swallow_the_next_record(remote, tmp_path):
+    (remote / MANIFEST).write_bytes(record("a.png", "done") + b'{"key": "b.p')  # an upload cut short
+    (remote / "ray_ocr_state").mkdir()
+    (remote / "ray_ocr_state" / f"000001-x-000001.{MANIFEST}").write_bytes(record("c.png", "done"))
+    run = Run(remote, tmp_path / "local")
+    lines = run.local(MANIFEST).splitlines()
+    assert lines[0] == record("a.png", "done").strip() and lines[-1] == record("c.png", "done").strip()
