@@ -122,7 +122,7 @@ from ray_ocr.engine import driver
 driver.STATE_PUSH_SECONDS = 0  # a push on every tick of the driver's loop, not every minute
 ray_ocr.run_batch("ray_ocr.testing.standin:SchedulingTestPipeline", sys.argv[1], sys.argv[2], device="cpu",
                   instances_per_device=1, batch_size=1, pipeline_params={"sleep_seconds": sys.argv[3]},
-                  progress_interval=-1)
+                  progress_interval=-1, resume_anyway=True)  # (the rerun does not sleep)
 """
 
 
@@ -167,7 +167,7 @@ def test_a_killed_driver_s_records_are_in_the_bucket_and_the_rerun_skips_them(s3
     pushed = [json.loads(line)["key"] for _, data in sorted(segments.items()) for line in data.splitlines()]
     assert len(pushed) == len(set(pushed)) >= 5  # each record went up once: no push repeats the file
 
-    rerun = subprocess.run([sys.executable, "-c", _PUSH_EVERY_TICK, str(inputs), output, "0.5"], env=dict(os.environ),
+    rerun = subprocess.run([sys.executable, "-c", _PUSH_EVERY_TICK, str(inputs), output, "0"], env=dict(os.environ),
                            capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     with fs.open_input_stream("ocrtest/killed/ray_ocr_manifest.jsonl") as stream:

@@ -192,6 +192,25 @@ def test_same_result_as_paddlex_app(service, reference):
     assert image["prunedResult"]["rec_texts"] and image["ocrImage"] and image["inputImage"]
 
 
+def test_a_document_longer_than_paddlex_s_limit_is_cut_and_says_so(service, tmp_path):
+    """Under Serve (its proxy, its replica's event loop): an 11-page PDF is answered for
+    PaddleX's first 10 pages, as PaddleX does, and the response says so in a header.
+    Blank pages: the test is about the count, not the OCR."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument.new()
+    for _ in range(11):
+        document.new_page(300, 400)
+    document.save(str(tmp_path / "blank.pdf"))
+    document.close()
+    body = {"file": _b64((tmp_path / "blank.pdf").read_bytes()), "fileType": 0, "visualize": False}
+    response = service.post(body, timeout=SLOW_TIMEOUT)
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.json()["result"]["ocrResults"]) == 10
+    assert response.headers["x-ray-ocr-pages"] == "10 of 11" and response.headers["x-ray-ocr-replica"]
+    assert "x-ray-ocr-pages" not in service.post(_body("textline.png")).headers
+
+
 def _too_large_png(tmp_path) -> bytes:
     """A real PNG above the module's pixel limit (5000 x 5000 = 25,000,000 pixels)."""
     from tests.helpers import huge_png
