@@ -142,6 +142,12 @@ def _file_mode() -> int:
 
 def atomic_write_bytes(path: str, data: bytes, make_folder: bool = True) -> None:
     """Write to a temp file in the same folder, fsync, then os.replace()."""
+    atomic_write_chunks(path, (data,), make_folder)
+
+
+def atomic_write_chunks(path: str, chunks: Iterable[bytes], make_folder: bool = True) -> None:
+    """``atomic_write_bytes`` of the chunks' concatenation, taken one at a time (a file
+    of hundreds of megabytes is never whole in memory)."""
     folder = os.path.dirname(path)
     if make_folder:
         os.makedirs(folder, exist_ok=True)
@@ -152,7 +158,8 @@ def atomic_write_bytes(path: str, data: bytes, make_folder: bool = True) -> None
                 os.fchmod(handle.fileno(), _file_mode())
             except OSError:
                 pass  # a filesystem without modes (vfat, some SMB mounts): its own rules apply
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

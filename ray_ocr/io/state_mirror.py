@@ -30,8 +30,10 @@ import signal
 import threading
 import uuid
 from contextlib import contextmanager
+from typing import Iterator
 
 from ray_ocr.errors import SetupError, first_line
+from ray_ocr.io.outputs import WRITE_THREADS, atomic_write_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -69,28 +71,25 @@ class StateMirror:
         self._merged = any(newer.values())
         for name in self.appended + self.replaced:
             self._pull_file(name, newer.get(name, ()))
-            self._pushed[name] = self._size(name)
+        self._pushed = {name: self._size(name) for name in self.appended}
 
     def _pull_file(self, name: str, segments) -> None:
-        """The local copy of `name`: its base, then its segments, written to a temporary
-        file one at a time (a manifest can be hundreds of megabytes) and renamed."""
+        """The local copy of `name`: its base, then its segments, read one at a time."""
         path = os.path.join(self.local_dir, name)
         base = self._read(name)
         if base is None and not segments:
             if os.path.exists(path):
                 os.unlink(path)  # a stale local copy of a file the URI no longer has
             return
-        partial = f"{path}.pulling"
-        with open(partial, "wb") as handle:
-            handle.write(base or b"")
-            if base and not base.endswith(b"\n"):
-                handle.write(b"\n")  # a torn last line must not swallow the next record
-            del base
-            for key in segments:
-                handle.write(self._read(key) or b"")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
+        atomic_write_chunks(path, self._base_then(base, segments))
+
+    def _base_then(self, base: bytes | None, segments) -> Iterator[bytes]:
+        if base:
+            yield base
+            if not base.endswith(b"\n"):
+                yield b"\n"  # a torn last line must not swallow the next record
+        for key in segments:
+            yield self._read(key) or b""
 
     def _list_segments(self) -> list[tuple[str, int, str]]:
         """(key, generation, file name) of each segment at the URI, in name order."""
@@ -161,7 +160,7 @@ class StateMirror:
                 return False
             return True
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        with ThreadPoolExecutor(WRITE_THREADS) as pool:
             refused = sum(not removed for removed in pool.map(remove, keys))
         if refused:
             logger.warning("could not remove %d segment(s) of the run state in %s; they are not read again",
